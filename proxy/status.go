@@ -1,0 +1,92 @@
+package proxy
+
+import (
+	"errors"
+	"time"
+
+	"redisproxy/config"
+)
+
+// State is the proxy's lifecycle state, shown everywhere (CONTRACT.md §4).
+type State string
+
+// The states of CONTRACT.md §4.
+const (
+	StateStarting  State = "starting"
+	StateRunning   State = "running"
+	StatePausing   State = "pausing"
+	StatePaused    State = "paused"
+	StateReloading State = "reloading"
+	StateStopping  State = "stopping"
+)
+
+// AllStates lists every state in a stable order (for the state gauge).
+var AllStates = []State{StateStarting, StateRunning, StatePausing, StatePaused, StateReloading, StateStopping}
+
+// ErrState is returned (wrapped) when an operation is not possible in the
+// current state; the admin API answers it with 409.
+var ErrState = errors.New("not possible in this state")
+
+// ConfigError wraps a reload refused because the new configuration does not
+// parse, validate or prove; the admin API answers it with 400.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Status is a snapshot of the proxy for the admin page, /info.json and
+// /metrics. The JSON keys are part of CONTRACT.md §5.
+type Status struct {
+	State           State          `json:"state"`
+	Version         string         `json:"version"`
+	UptimeS         float64        `json:"uptime_s"`
+	Uplink          UplinkInfo     `json:"uplink"`
+	Listen          string         `json:"listen"`
+	ListenRaw       string         `json:"listen_raw,omitempty"`
+	Clients         int            `json:"clients"`
+	ActiveRequests  int            `json:"active_requests"`
+	WaitingRequests int            `json:"waiting_requests"`
+	RawConnections  int            `json:"raw_connections"`
+	Counters        Counters       `json:"counters"`
+	Config          *config.Config `json:"config"` // sanitized: passwords are "***"
+
+	// Latency is the time from forwarding a command to the uplink to
+	// handing its reply to the client. PauseDurations is the time from a
+	// pause request to the paused state.
+	Latency        Histogram `json:"-"`
+	PauseDurations Histogram `json:"-"`
+}
+
+// UplinkInfo names the upstream Redis in use.
+type UplinkInfo struct {
+	Addr string `json:"addr"`
+	TLS  bool   `json:"tls"`
+}
+
+// Counters are monotonic since start, except the Last* durations.
+type Counters struct {
+	Commands             uint64  `json:"commands"`
+	Errors               uint64  `json:"errors"` // error replies sent to clients
+	TimeLimitDisconnects uint64  `json:"time_limit_disconnects"`
+	UplinkDialErrors     uint64  `json:"uplink_dial_errors"`
+	Reloads              uint64  `json:"reloads"` // successful
+	ReloadsFailed        uint64  `json:"reloads_failed"`
+	Pauses               uint64  `json:"pauses"`
+	ClientsAccepted      uint64  `json:"clients_accepted"`
+	ClientsRejected      uint64  `json:"clients_rejected"` // max_clients
+	PausedSeconds        float64 `json:"paused_seconds_total"`
+	LastPauseMS          float64 `json:"last_pause_ms"`
+	LastReloadMS         float64 `json:"last_reload_ms"`
+}
+
+// Histogram is a cumulative-bucket snapshot, Prometheus style: Counts[i] is
+// the number of observations <= Bounds[i] (seconds); Count and Sum cover all.
+type Histogram struct {
+	Bounds []float64
+	Counts []uint64
+	Count  uint64
+	Sum    float64
+}
+
+// Since reports the seconds elapsed since t; a small helper for snapshots.
+func since(t time.Time) float64 { return time.Since(t).Seconds() }

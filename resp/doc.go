@@ -1,0 +1,9 @@
+// Package resp reads and writes the Redis serialization protocol (RESP2 and
+// RESP3) as a stream: one value at a time from a *bufio.Reader, with bulk
+// payloads handed on through a fixed buffer so that no whole reply is ever
+// held in memory. It also inspects client commands cheaply (the command name
+// and the few small arguments a proxy must understand) and appends the
+// proxy's own replies.
+//
+// It imports nothing of the project's own.
+package resp
