@@ -1,4 +1,4 @@
-module redisproxy
+module redis-proxy
 
 go 1.26
 

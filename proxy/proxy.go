@@ -10,7 +10,7 @@ import (
 	"context"
 	"log/slog"
 
-	"redisproxy/config"
+	"redis-proxy/config"
 )
 
 // Options are what New needs besides the configuration.

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"redisproxy/config"
+	"redis-proxy/config"
 )
 
 // State is the proxy's lifecycle state, shown everywhere (CONTRACT.md §4).
