@@ -1,0 +1,367 @@
+package resp
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+)
+
+// maxCommandArgs is Redis's absolute limit on a multibulk count (INT_MAX),
+// whatever the Limits say.
+const maxCommandArgs = 1<<31 - 1
+
+// ReadCommand starts the next client command and returns its argument
+// count, the command name included (always at least 1). Any argument of
+// the previous command left unread is skipped first. A request that does
+// not start with '*' is an inline command, split as Redis splits it; empty
+// commands ("*0", "*-1", blank lines) are skipped, as Redis skips them.
+// The arguments are then read in order with Arg, CopyArg or SkipArgs.
+func (r *Reader) ReadCommand() (int, error) {
+	for {
+		if err := r.SkipArgs(); err != nil {
+			return 0, err
+		}
+		b, err := r.br.Peek(1)
+		if err != nil {
+			return 0, err
+		}
+		if b[0] != '*' {
+			n, err := r.readInline()
+			if err != nil || n > 0 {
+				return n, err
+			}
+			continue
+		}
+		line, err := r.readLine("too big mbulk count string")
+		if err != nil {
+			return 0, unexpected(err)
+		}
+		content, ok := header(line)
+		var n int64
+		if ok {
+			n, ok = parseInt(content)
+		}
+		switch {
+		case !ok || n > maxCommandArgs:
+			return 0, protoErr("invalid multibulk length")
+		case n > r.lim.MaxCount && r.lim.Unauthenticated:
+			return 0, protoErr("unauthenticated multibulk length")
+		case n > r.lim.MaxCount:
+			return 0, protoErr("invalid multibulk length")
+		case n <= 0:
+			continue
+		}
+		r.args = int(n)
+		return int(n), nil
+	}
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// Args reports how many arguments of the current command are left.
+func (r *Reader) Args() int { return r.args }
+
+// Arg reads the current command's next argument whole. The slice is valid
+// until the next call. An argument longer than Limits.MaxArgBuf gives
+// ErrArgTooLong; it then counts as read.
+func (r *Reader) Arg() ([]byte, error) {
+	if r.args == 0 {
+		return nil, errNoArg
+	}
+	if err := r.settle(); err != nil {
+		return nil, err
+	}
+	r.args--
+	if len(r.inline) > 0 {
+		a := r.inline[0]
+		r.inline = r.inline[1:]
+		return a, nil
+	}
+	n, _, err := r.bulkHeader()
+	if err != nil {
+		return nil, err
+	}
+	if n > int64(r.lim.MaxArgBuf) {
+		r.body, r.bodyEnd = n, true
+		return nil, ErrArgTooLong
+	}
+	if int(n)+2 <= r.br.Size() {
+		p, err := r.br.Peek(int(n) + 2)
+		if err != nil {
+			return nil, unexpected(err)
+		}
+		if p[n] != '\r' || p[n+1] != '\n' {
+			return nil, protoErr("expected '\\r\\n' after bulk data")
+		}
+		r.skip = int(n) + 2
+		return p[:n], nil
+	}
+	if cap(r.scratch) < int(n) {
+		r.scratch = make([]byte, n)
+	}
+	buf := r.scratch[:n]
+	if _, err := io.ReadFull(r.br, buf); err != nil {
+		return nil, unexpected(err)
+	}
+	r.bodyEnd = true
+	if err := r.readCRLF(nil); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// CopyArg writes the current command's next argument to w as a RESP bulk
+// string, streaming its payload through the buffer: a 512 MiB argument
+// costs no more memory than a small one. Inline arguments are encoded.
+func (r *Reader) CopyArg(w io.Writer) error {
+	if r.args == 0 {
+		return errNoArg
+	}
+	if err := r.settle(); err != nil {
+		return err
+	}
+	r.args--
+	if len(r.inline) > 0 {
+		a := r.inline[0]
+		r.inline = r.inline[1:]
+		r.line = AppendBulk(r.line[:0], a)
+		if _, err := w.Write(r.line); err != nil {
+			return &WriteError{Err: err}
+		}
+		return nil
+	}
+	n, line, err := r.bulkHeader()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(line); err != nil {
+		return &WriteError{Err: err}
+	}
+	r.bodyEnd = true
+	if err := r.copyBody(w, n); err != nil {
+		return unexpected(err)
+	}
+	return r.readCRLF(w)
+}
+
+// SkipArgs reads and drops what is left of the current command.
+func (r *Reader) SkipArgs() error {
+	if len(r.inline) > 0 {
+		r.inline = r.inline[:0]
+		r.args = 0
+	}
+	for r.args > 0 {
+		if err := r.settle(); err != nil {
+			return err
+		}
+		r.args--
+		n, _, err := r.bulkHeader()
+		if err != nil {
+			return err
+		}
+		r.body, r.bodyEnd = n, true
+	}
+	return r.settle()
+}
+
+// bulkHeader reads a request argument's "$<len>\r\n" line, with Redis's
+// checks and wording.
+func (r *Reader) bulkHeader() (int64, []byte, error) {
+	b, err := r.br.Peek(1)
+	if err != nil {
+		return 0, nil, unexpected(err)
+	}
+	if b[0] != '$' {
+		return 0, nil, protoErr("expected '$', got '" + string(b[:1]) + "'")
+	}
+	line, err := r.readLine("too big bulk count string")
+	if err != nil {
+		return 0, nil, unexpected(err)
+	}
+	content, ok := header(line)
+	var n int64
+	if ok {
+		n, ok = parseInt(content)
+	}
+	hard := r.lim.MaxBulk
+	if r.lim.Unauthenticated {
+		hard = DefaultLimits.MaxBulk
+	}
+	switch {
+	case !ok || n < 0 || n > hard:
+		return 0, nil, protoErr("invalid bulk length")
+	case n > r.lim.MaxBulk:
+		return 0, nil, protoErr("unauthenticated bulk length")
+	}
+	return n, line, nil
+}
+
+// readInline reads an inline command line and splits it into arguments.
+func (r *Reader) readInline() (int, error) {
+	line, err := r.readLine("too big inline request")
+	if err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			// A last line without "\n" is not a command (Redis waits for it).
+			return 0, io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if err := r.splitInline(line); err != nil {
+		return 0, err
+	}
+	r.args = len(r.inline)
+	return r.args, nil
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f'
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// splitInline splits line into r.inline the way Redis's sdssplitargs does:
+// blanks separate arguments; "double quotes" take \n \r \t \b \a \\ \" and
+// \xHH escapes; 'single quotes' take \'; a closing quote must be followed
+// by a blank or the end of the line.
+func (r *Reader) splitInline(line []byte) error {
+	// Redis splits a C string: a NUL byte ends the line.
+	if i := bytes.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
+	if cap(r.scratch) < len(line) {
+		r.scratch = make([]byte, 0, len(line))
+	}
+	buf := r.scratch[:0] // never grows: unquoting only shrinks
+	r.inline = r.inline[:0]
+	i := 0
+	for {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		if i == len(line) {
+			return nil
+		}
+		start := len(buf)
+		inDouble, inSingle := false, false
+	token:
+		for ; ; i++ {
+			if i == len(line) {
+				if inDouble || inSingle {
+					return protoErr("unbalanced quotes in request")
+				}
+				break
+			}
+			c := line[i]
+			switch {
+			case inDouble:
+				switch {
+				case c == '\\' && i+3 < len(line) && line[i+1] == 'x':
+					hi, ok1 := unhex(line[i+2])
+					lo, ok2 := unhex(line[i+3])
+					if ok1 && ok2 {
+						buf = append(buf, hi<<4|lo)
+						i += 3
+						continue
+					}
+					buf = append(buf, 'x')
+					i++
+				case c == '\\' && i+1 < len(line):
+					i++
+					switch line[i] {
+					case 'n':
+						buf = append(buf, '\n')
+					case 'r':
+						buf = append(buf, '\r')
+					case 't':
+						buf = append(buf, '\t')
+					case 'b':
+						buf = append(buf, '\b')
+					case 'a':
+						buf = append(buf, '\a')
+					default:
+						buf = append(buf, line[i])
+					}
+				case c == '"':
+					if i+1 < len(line) && !isSpace(line[i+1]) {
+						return protoErr("unbalanced quotes in request")
+					}
+					i++
+					break token
+				default:
+					buf = append(buf, c)
+				}
+			case inSingle:
+				switch {
+				case c == '\\' && i+1 < len(line) && line[i+1] == '\'':
+					buf = append(buf, '\'')
+					i++
+				case c == '\'':
+					if i+1 < len(line) && !isSpace(line[i+1]) {
+						return protoErr("unbalanced quotes in request")
+					}
+					i++
+					break token
+				default:
+					buf = append(buf, c)
+				}
+			default:
+				switch c {
+				case ' ', '\n', '\r', '\t':
+					break token
+				case '"':
+					inDouble = true
+				case '\'':
+					inSingle = true
+				default:
+					buf = append(buf, c)
+				}
+			}
+		}
+		r.inline = append(r.inline, buf[start:len(buf):len(buf)])
+	}
+}
+
+// Lookup-free helpers for the proxy's command inspection.
+
+// Equal reports whether arg equals the upper-case ASCII word, ignoring
+// case, without allocating.
+func Equal(arg []byte, word string) bool {
+	if len(arg) != len(word) {
+		return false
+	}
+	for i := 0; i < len(arg); i++ {
+		c := arg[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != word[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseInt parses a request argument as Redis's string2ll does.
+func ParseInt(arg []byte) (int64, bool) { return parseInt(arg) }
+
+// FormatInt is strconv.AppendInt, re-exported for the writer helpers.
+func formatInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }
