@@ -1,0 +1,468 @@
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ErrNotInstalled is returned (wrapped) by StartServer when the redis-server
+// binary cannot be found or run.
+var ErrNotInstalled = errors.New("redistest: redis-server not found")
+
+// errAddrInUse marks a start that failed because the port was taken.
+var errAddrInUse = errors.New("address already in use")
+
+const (
+	// readyLine is what redis-server logs once it accepts connections
+	// (7.0: "Ready to accept connections", 7.2: "... connections tcp").
+	readyLine = "Ready to accept connections"
+	// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
+	stopGrace = 5 * time.Second
+	// outputGrace bounds the wait for the output pipe to reach EOF after
+	// the process was reaped (a forked child may still hold it open).
+	outputGrace = 2 * time.Second
+	// tailLines is how many output lines are kept for error messages.
+	tailLines = 30
+	// portAttempts is how many ports StartServer tries when it picks them.
+	portAttempts = 5
+)
+
+// Options configure StartServer. The zero value is usable.
+type Options struct {
+	// Binary is the redis-server to run. Default: $REDIS_SERVER, else
+	// "redis-server" from PATH.
+	Binary string
+	// Port is the TCP port on 127.0.0.1; 0 picks a free one (and retries
+	// with another if redis-server then finds it taken).
+	Port int
+	// Args are extra redis-server arguments, after the fixed ones, e.g.
+	// "--requirepass", "x", "--enable-debug-command", "yes".
+	Args []string
+	// Dir is the server's working directory (--dir). Default: a new
+	// temporary directory, removed by Stop.
+	Dir string
+	// Stdout, if set, receives a copy of the server's output (stdout and
+	// stderr), line by line.
+	Stdout io.Writer
+}
+
+// Server is a redis-server process started by StartServer. Its methods are
+// safe for concurrent use.
+type Server struct {
+	Addr string // "127.0.0.1:<Port>"
+	Port int
+	Dir  string
+
+	binary string
+	args   []string
+	stdout io.Writer
+	ownDir bool
+
+	mu   sync.Mutex // serialises Stop, Kill, Restart; guards proc
+	proc *process   // the latest process started; nil before the first
+}
+
+// process is one run of redis-server.
+type process struct {
+	cmd     *exec.Cmd
+	out     *os.File      // read end of the stdout+stderr pipe
+	ready   chan struct{} // closed when the ready line was seen
+	exited  chan struct{} // closed once the process has been reaped
+	outDone chan struct{} // closed when the output reader has returned
+	closeMu sync.Once
+	tail    tail
+}
+
+// pickPort returns a free loopback port; tests replace it.
+var pickPort = func() (int, error) {
+	addr, err := FreeAddr()
+	if err != nil {
+		return 0, err
+	}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(p)
+}
+
+// FreeAddr returns "127.0.0.1:<port>" for a port that was free a moment
+// ago: it listens on port 0, notes the port and closes. Someone else may
+// take it before the caller does; StartServer retries for that reason.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("redistest: free port: %w", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return "", fmt.Errorf("redistest: free port: %w", err)
+	}
+	return addr, nil
+}
+
+// lookBinary resolves the redis-server binary (see Options.Binary).
+func lookBinary(bin string) (string, error) {
+	if bin == "" {
+		bin = os.Getenv("REDIS_SERVER")
+	}
+	if bin == "" {
+		bin = "redis-server"
+	}
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNotInstalled, err)
+	}
+	return path, nil
+}
+
+// StartServer starts redis-server on 127.0.0.1 and returns once it logged
+// that it accepts connections, or with an error (including the last lines
+// of its output) when it exits first or ctx ends first. The server always
+// runs with --bind 127.0.0.1 --save "" --appendonly no --daemonize no and
+// logs to its stdout; opts.Args come after those. Call Stop when done.
+func StartServer(ctx context.Context, opts Options) (*Server, error) {
+	bin, err := lookBinary(opts.Binary)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		Dir:    opts.Dir,
+		binary: bin,
+		args:   append([]string(nil), opts.Args...),
+		stdout: opts.Stdout,
+	}
+	if s.Dir == "" {
+		d, err := os.MkdirTemp("", "redistest-")
+		if err != nil {
+			return nil, fmt.Errorf("redistest: %w", err)
+		}
+		s.Dir, s.ownDir = d, true
+	}
+	for attempt := 1; ; attempt++ {
+		port := opts.Port
+		if port == 0 {
+			if port, err = pickPort(); err != nil {
+				s.removeDir()
+				return nil, err
+			}
+		}
+		p, err := s.start(ctx, port)
+		if err == nil {
+			s.Port, s.Addr, s.proc = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), p
+			return s, nil
+		}
+		if opts.Port != 0 || attempt >= portAttempts || !errors.Is(err, errAddrInUse) {
+			s.removeDir()
+			return nil, err
+		}
+	}
+}
+
+// start runs one redis-server process on port and awaits its readiness.
+func (s *Server) start(ctx context.Context, port int) (*process, error) {
+	args := []string{
+		"--bind", "127.0.0.1",
+		"--port", strconv.Itoa(port),
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.Dir,
+		"--daemonize", "no",
+		"--logfile", "",
+	}
+	args = append(args, s.args...)
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("redistest: %w", err)
+	}
+	cmd := exec.Command(s.binary, args...)
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("%w: %w", ErrNotInstalled, err)
+	}
+	w.Close() // the child holds its own copy; EOF comes when it exits
+	p := &process{
+		cmd:     cmd,
+		out:     r,
+		ready:   make(chan struct{}),
+		exited:  make(chan struct{}),
+		outDone: make(chan struct{}),
+	}
+	go p.readOutput(s.stdout)
+	go func() {
+		_ = cmd.Wait() // reaps; an exit status here is not an error for us
+		close(p.exited)
+	}()
+
+	select {
+	case <-p.ready:
+		return p, nil
+	case <-p.exited:
+		p.drainOutput()
+		out := p.tail.String()
+		if strings.Contains(out, "Address already in use") {
+			return nil, fmt.Errorf("redistest: redis-server port %d: %w; output:\n%s", port, errAddrInUse, out)
+		}
+		return nil, fmt.Errorf("redistest: redis-server on port %d exited before it was ready (%v); output:\n%s",
+			port, cmd.ProcessState, out)
+	case <-ctx.Done():
+		p.kill()
+		return nil, fmt.Errorf("redistest: redis-server on port %d not ready: %w; output:\n%s", port, ctx.Err(), p.tail.String())
+	}
+}
+
+// readOutput copies the process's output into the tail (and to w, if
+// any) and closes p.ready at the ready line. It reads to EOF so that the
+// server never blocks on a full pipe.
+func (p *process) readOutput(w io.Writer) {
+	defer close(p.outDone)
+	defer p.closeOut()
+	br := bufio.NewReader(p.out)
+	ready := false
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			p.tail.add(strings.TrimRight(line, "\r\n"))
+			if w != nil {
+				_, _ = io.WriteString(w, line)
+			}
+			if !ready && strings.Contains(line, readyLine) {
+				ready = true
+				close(p.ready)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *process) closeOut() { p.closeMu.Do(func() { p.out.Close() }) }
+
+// drainOutput waits, after the process was reaped, for the output reader
+// to see EOF; if a forked child still holds the pipe it closes the pipe
+// after outputGrace (a bound, not a synchronisation sleep).
+func (p *process) drainOutput() {
+	t := time.NewTimer(outputGrace)
+	defer t.Stop()
+	select {
+	case <-p.outDone:
+	case <-t.C:
+		p.closeOut()
+		<-p.outDone
+	}
+}
+
+func (p *process) done() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM (and SIGCONT, so that a stopped server handles it),
+// waits up to stopGrace, then SIGKILLs; it always reaps.
+func (p *process) stop() {
+	if !p.done() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		t := time.NewTimer(stopGrace)
+		select {
+		case <-p.exited:
+		case <-t.C:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		t.Stop()
+	}
+	p.drainOutput()
+}
+
+// kill sends SIGKILL and reaps.
+func (p *process) kill() {
+	if !p.done() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.drainOutput()
+}
+
+// Stop stops the server: SIGTERM, then SIGKILL if it has not exited after
+// 5 s, and waits until the process is reaped. It then removes Dir if
+// StartServer created it (Restart creates it again). Stop is idempotent
+// and fine to call after Kill or after the server exited by itself.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.stop()
+	}
+	return s.removeDir()
+}
+
+// Kill sends SIGKILL and waits until the process is reaped, as a crash
+// would end it. Dir is kept. Kill is idempotent.
+func (s *Server) Kill() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.kill()
+	}
+	return nil
+}
+
+// Signal sends sig (e.g. syscall.SIGSTOP, syscall.SIGCONT) to the running
+// server process. It fails with os.ErrProcessDone if it is not running.
+func (s *Server) Signal(sig os.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.done() {
+		return fmt.Errorf("redistest: signal %v: %w", sig, os.ErrProcessDone)
+	}
+	return s.proc.cmd.Process.Signal(sig)
+}
+
+// Restart starts redis-server again on the same port and Dir and returns
+// once it is ready, or with an error when ctx ends first. A server still
+// running is stopped first (as by Stop, but Dir is kept).
+func (s *Server) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.stop()
+	}
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	p, err := s.start(ctx, s.Port)
+	if err != nil {
+		return err
+	}
+	s.proc = p
+	return nil
+}
+
+// PID is the process id of the running server, or 0 when it is not
+// running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.done() {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
+}
+
+// Exited returns a channel closed when the current server process has
+// exited and been reaped (e.g. after SHUTDOWN sent by a client).
+func (s *Server) Exited() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return s.proc.exited
+}
+
+// Output returns the last lines the current server process wrote.
+func (s *Server) Output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return ""
+	}
+	return s.proc.tail.String()
+}
+
+// Client dials the server (see MustDial); the client is closed at the
+// test's cleanup.
+func (s *Server) Client(tb testing.TB) *Client {
+	tb.Helper()
+	return MustDial(tb, s.Addr)
+}
+
+func (s *Server) removeDir() error {
+	if !s.ownDir {
+		return nil
+	}
+	if err := os.RemoveAll(s.Dir); err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	return nil
+}
+
+// Start starts a redis-server for a test, with args added to its command
+// line, within 10 s, and stops it at the test's cleanup (logging its last
+// output lines if the test failed). Its Dir is a tb.TempDir().
+//
+// When redis-server is not installed, Start skips the test, unless the
+// environment variable CI is "true": then it is a test failure (Fatalf),
+// never a skip.
+func Start(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	if _, err := lookBinary(""); err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("%v (CI=true: a missing redis-server fails the test)", err)
+			return nil
+		}
+		tb.Skipf("%v (install redis-server or set REDIS_SERVER; with CI=true this fails)", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := StartServer(ctx, Options{Args: args, Dir: tb.TempDir()})
+	if err != nil {
+		tb.Fatalf("%v", err)
+		return nil
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("redis-server %s, last output:\n%s", s.Addr, s.Output())
+		}
+		if err := s.Stop(); err != nil {
+			tb.Errorf("stop redis-server %s: %v", s.Addr, err)
+		}
+	})
+	return s
+}
+
+// tail keeps the last tailLines lines of output.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (t *tail) add(line string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == tailLines {
+		copy(t.lines, t.lines[1:])
+		t.lines = t.lines[:tailLines-1]
+	}
+	t.lines = append(t.lines, line)
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, "\n")
+}
