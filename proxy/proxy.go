@@ -8,10 +8,26 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"redis-proxy/config"
 )
+
+// ringSize bounds the commands one client may have in flight; a deeper
+// pipeline waits for replies (and so does the client's TCP window).
+const ringSize = 128
+
+// drainMargin is added to read_time_limit_ms before a pause disconnects
+// the sessions still holding it (inside MULTI, or stuck on a slow client).
+const drainMargin = 250 * time.Millisecond
 
 // Options are what New needs besides the configuration.
 type Options struct {
@@ -24,48 +40,380 @@ type Options struct {
 	LoadConfig func() (*config.Config, error)
 }
 
+// runtimeConfig is the configuration in force and what is derived from it;
+// it is replaced whole (atomically) by a reload.
+type runtimeConfig struct {
+	cfg       *config.Config
+	target    *target
+	listenTLS *tls.Config
+	rawTLS    *tls.Config
+	limit     time.Duration
+	idle      time.Duration
+}
+
 // Proxy is the running proxy. Its methods are safe for concurrent use.
 type Proxy struct {
-	// filled in by the data-path work
+	log        *slog.Logger
+	version    string
+	loadConfig func() (*config.Config, error)
+	epoch      time.Time
+
+	rcp         atomic.Pointer[runtimeConfig]
+	logMessages atomic.Bool
+
+	// The state machine (state.go).
+	mu         sync.Mutex
+	state      State
+	resume     chan struct{} // closed when the gate opens
+	pause      *pauseOp      // the pause in progress or in force
+	pausedAt   time.Time
+	reloadMu   sync.Mutex
+	gateClosed atomic.Bool
+	busy       atomic.Int64 // sessions with a unit in flight
+	drained    chan struct{}
+	waiting    atomic.Int64
+
+	sessMu   sync.Mutex
+	sessions map[*session]struct{}
+	closed   totals
+	nextID   atomic.Uint64
+
+	ln, rawLn net.Listener
+	raw       rawSet
+	wg        sync.WaitGroup
+	stopped   chan struct{}
+
+	timeLimitDisconnects atomic.Uint64
+	dialErrors           atomic.Uint64
+	reloads              atomic.Uint64
+	reloadsFailed        atomic.Uint64
+	pauses               atomic.Uint64
+	accepted             atomic.Uint64
+	rejected             atomic.Uint64
+	dialLog              logLimiter
+
+	statMu      sync.Mutex
+	pauseHist   [len(pauseBounds)]uint64
+	pauseCount  uint64
+	pauseSum    time.Duration
+	pausedTotal time.Duration
+	lastPause   time.Duration
+	lastReload  time.Duration
 }
 
 // New prepares a proxy for cfg (already validated); it opens nothing.
-func New(cfg *config.Config, opts Options) (*Proxy, error) { panic("todo") }
+func New(cfg *config.Config, opts Options) (*Proxy, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	p := &Proxy{
+		log:        log,
+		version:    opts.Version,
+		loadConfig: opts.LoadConfig,
+		epoch:      time.Now(),
+		state:      StateStarting,
+		resume:     make(chan struct{}),
+		drained:    make(chan struct{}, 1),
+		sessions:   make(map[*session]struct{}),
+		stopped:    make(chan struct{}),
+	}
+	close(p.resume)
+	p.raw.conns = make(map[net.Conn]struct{})
+	rc, err := buildRuntime(cfg, 1)
+	if err != nil {
+		return nil, err
+	}
+	p.rcp.Store(rc)
+	p.logMessages.Store(cfg.LogMessages)
+	return p, nil
+}
 
-// Start opens the listeners and starts serving. The uplink may be down.
-func (p *Proxy) Start() error { panic("todo") }
+func buildRuntime(cfg *config.Config, gen uint64) (*runtimeConfig, error) {
+	t, err := newTarget(cfg, gen)
+	if err != nil {
+		return nil, err
+	}
+	rc := &runtimeConfig{cfg: cfg, target: t, limit: cfg.ReadTimeLimit(), idle: cfg.ClientIdleTimeout()}
+	if rc.listenTLS, err = cfg.ListenTLS(); err != nil {
+		return nil, err
+	}
+	if rc.rawTLS, err = cfg.ListenRawTLS(); err != nil {
+		return nil, err
+	}
+	return rc, nil
+}
 
-// Shutdown stops accepting, lets commands in flight finish (bounded by ctx
-// and read_time_limit_ms), closes every connection and returns.
-func (p *Proxy) Shutdown(ctx context.Context) error { panic("todo") }
+func (p *Proxy) rc() *runtimeConfig { return p.rcp.Load() }
 
-// Pause stops forwarding new commands and returns once every command in
-// flight has finished (state paused).
-func (p *Proxy) Pause(ctx context.Context) error { panic("todo") }
+// now is the proxy clock: monotonic nanoseconds since New.
+func (p *Proxy) now() int64 { return int64(time.Since(p.epoch)) }
 
-// PauseAsync starts a pause and returns at once.
-func (p *Proxy) PauseAsync() error { panic("todo") }
+// wall turns a proxy-clock time into a deadline.
+func (p *Proxy) wall(ns int64) time.Time { return p.epoch.Add(time.Duration(ns)) }
 
-// Unpause lets waiting commands go on, in order.
-func (p *Proxy) Unpause() error { panic("todo") }
+// Start opens the listeners and starts serving. The uplink may be down:
+// it is not dialed until a client sends a command.
+func (p *Proxy) Start() error {
+	rc := p.rc()
+	ln, err := net.Listen("tcp", rc.cfg.Listen.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if rc.cfg.ListenRaw.Addr != "" {
+		rawLn, err := net.Listen("tcp", rc.cfg.ListenRaw.Addr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen_raw: %w", err)
+		}
+		p.rawLn = rawLn
+	}
+	p.ln = ln
+	p.mu.Lock()
+	p.setState(StateRunning)
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.acceptLoop(ln)
+	if p.rawLn != nil {
+		p.wg.Add(1)
+		go p.rawLoop(p.rawLn)
+	}
+	return nil
+}
 
-// Reload reads the configuration again, proves it, pauses, switches every
-// client to the new uplink and resumes. It returns once done or refused.
-func (p *Proxy) Reload(ctx context.Context) error { panic("todo") }
+// Addr is the managed listener's address (useful with port 0).
+func (p *Proxy) Addr() net.Addr { return p.ln.Addr() }
 
-// ReloadAsync starts a reload and returns at once.
-func (p *Proxy) ReloadAsync() error { panic("todo") }
+// RawAddr is the raw listener's address, or nil.
+func (p *Proxy) RawAddr() net.Addr {
+	if p.rawLn == nil {
+		return nil
+	}
+	return p.rawLn.Addr()
+}
 
-// TerminateRawConnections closes every raw relay connection and reports
-// how many there were.
-func (p *Proxy) TerminateRawConnections() int { panic("todo") }
+func (p *Proxy) acceptLoop(ln net.Listener) {
+	defer p.wg.Done()
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait a little, as
+			// net/http does, rather than spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.log.Error("accept failed", "err", err, "retry_in_ms", backoff.Milliseconds())
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		rc := p.rc()
+		if rc.cfg.Listen.TLS && rc.listenTLS != nil {
+			conn = tls.Server(conn, rc.listenTLS)
+		}
+		s, ok := p.register(conn, rc.cfg.MaxClients)
+		if !ok {
+			p.rejected.Add(1)
+			p.wg.Add(1)
+			go p.rejectClient(conn)
+			continue
+		}
+		p.accepted.Add(1)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			s.serve()
+		}()
+	}
+}
+
+// register adds a session unless max clients are connected or the proxy
+// is stopping.
+func (p *Proxy) register(conn net.Conn, max int) (*session, bool) {
+	p.sessMu.Lock()
+	defer p.sessMu.Unlock()
+	if max > 0 && len(p.sessions) >= max {
+		return nil, false
+	}
+	s := p.newSession(conn)
+	p.sessions[s] = struct{}{}
+	return s, true
+}
+
+func (p *Proxy) unregister(s *session) {
+	p.sessMu.Lock()
+	delete(p.sessions, s)
+	s.stats.addTo(&p.closed)
+	p.sessMu.Unlock()
+}
+
+// rejectClient answers a client over max_clients as Redis does, and closes.
+func (p *Proxy) rejectClient(conn net.Conn) {
+	defer p.wg.Done()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	io.WriteString(conn, "-"+msgMaxClients+"\r\n")
+	conn.Close()
+	p.log.Warn("client rejected: max number of clients reached", "client", conn.RemoteAddr().String())
+}
+
+// forEachSession calls f for every session, under the registry lock.
+func (p *Proxy) forEachSession(f func(*session)) {
+	p.sessMu.Lock()
+	defer p.sessMu.Unlock()
+	for s := range p.sessions {
+		f(s)
+	}
+}
+
+// dialFailed counts a failed uplink dial and logs it, at most once a
+// second with the number of failures in between, so that a dead uplink
+// with 10,000 clients does not flood the log.
+func (p *Proxy) dialFailed(s *session, err error) {
+	p.dialErrors.Add(1)
+	if ok, n := p.dialLog.allow(time.Now()); ok {
+		p.log.Warn("uplink dial failed", "uplink", p.rc().target.addr, "err", err, "client", s.remote, "failures_since_last_log", n)
+	}
+}
+
+// logLimiter lets one line through a second and counts the others.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (l *logLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		return false, 0
+	}
+	n := l.suppressed + 1
+	l.last, l.suppressed = now, 0
+	return true, n
+}
+
+// Shutdown stops accepting, lets commands in flight finish (bounded by
+// read_time_limit_ms, then by ctx), closes every connection and returns.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.state == StateStopping {
+		p.mu.Unlock()
+		select {
+		case <-p.stopped:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	prev := p.state
+	p.setState(StateStopping)
+	p.cancelPause()
+	p.closeGate()
+	p.mu.Unlock()
+	start := time.Now()
+	if p.ln != nil {
+		p.ln.Close()
+	}
+	if p.rawLn != nil {
+		p.rawLn.Close()
+	}
+	err := p.waitDrained(ctx.Done())
+	p.forEachSession(func(s *session) { s.close(errShutdown) })
+	p.TerminateRawConnections()
+	p.wg.Wait()
+	close(p.stopped)
+	p.log.Info("stopped", "from_state", string(prev), "duration_ms", time.Since(start).Milliseconds())
+	return err
+}
+
+var errShutdown = errors.New("shutdown")
 
 // Status returns a snapshot for the admin API.
-func (p *Proxy) Status() Status { panic("todo") }
+func (p *Proxy) Status() Status {
+	rc := p.rc()
+	p.mu.Lock()
+	state := p.state
+	pausedFor := time.Duration(0)
+	if state == StatePaused || (state == StateReloading && !p.pausedAt.IsZero()) {
+		pausedFor = time.Since(p.pausedAt)
+	}
+	p.mu.Unlock()
+
+	var t totals
+	var clients, active int
+	p.sessMu.Lock()
+	t = p.closed
+	for s := range p.sessions {
+		s.stats.addTo(&t)
+		active += s.q.len()
+		clients++
+	}
+	p.sessMu.Unlock()
+
+	st := Status{
+		State:           state,
+		Version:         p.version,
+		UptimeS:         since(p.epoch),
+		Uplink:          UplinkInfo{Addr: rc.cfg.Uplink.Addr, TLS: rc.cfg.Uplink.TLS},
+		Listen:          rc.cfg.Listen.Addr,
+		ListenRaw:       rc.cfg.ListenRaw.Addr,
+		Clients:         clients,
+		ActiveRequests:  active,
+		WaitingRequests: int(p.waiting.Load()),
+		RawConnections:  p.raw.count(),
+		Config:          rc.cfg.Sanitized(),
+		Counters: Counters{
+			Commands:             t.commands,
+			Errors:               t.errors,
+			TimeLimitDisconnects: p.timeLimitDisconnects.Load(),
+			UplinkDialErrors:     p.dialErrors.Load(),
+			Reloads:              p.reloads.Load(),
+			ReloadsFailed:        p.reloadsFailed.Load(),
+			Pauses:               p.pauses.Load(),
+			ClientsAccepted:      p.accepted.Load(),
+			ClientsRejected:      p.rejected.Load(),
+		},
+	}
+	st.Latency = Histogram{Bounds: latencyBounds, Counts: make([]uint64, len(latencyBounds)), Count: t.count, Sum: float64(t.sumNs) / 1e9}
+	var cum uint64
+	for i := range latencyBounds {
+		cum += t.buckets[i]
+		st.Latency.Counts[i] = cum
+	}
+	p.statMu.Lock()
+	st.Counters.PausedSeconds = (p.pausedTotal + pausedFor).Seconds()
+	st.Counters.LastPauseMS = float64(p.lastPause) / 1e6
+	st.Counters.LastReloadMS = float64(p.lastReload) / 1e6
+	st.PauseDurations = Histogram{Bounds: pauseBounds[:], Counts: make([]uint64, len(pauseBounds)), Count: p.pauseCount, Sum: p.pauseSum.Seconds()}
+	cum = 0
+	for i := range pauseBounds {
+		cum += p.pauseHist[i]
+		st.PauseDurations.Counts[i] = cum
+	}
+	p.statMu.Unlock()
+	return st
+}
+
+// pauseBounds are the pause duration histogram's buckets, in seconds.
+var pauseBounds = [...]float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30}
+
+func (p *Proxy) observePause(d time.Duration) {
+	p.statMu.Lock()
+	defer p.statMu.Unlock()
+	for i, b := range pauseBounds {
+		if d.Seconds() <= b {
+			p.pauseHist[i]++
+			break
+		}
+	}
+	p.pauseCount++
+	p.pauseSum += d
+	p.lastPause = d
+}
 
 // Config returns the configuration in force (not sanitized; do not modify).
-func (p *Proxy) Config() *config.Config { panic("todo") }
-
-// Prove checks that cfg's uplink works: dial (TCP or TLS), AUTH, PING,
-// within ctx. It is the proof used by -t and by reload.
-func Prove(ctx context.Context, cfg *config.Config) error { panic("todo") }
+func (p *Proxy) Config() *config.Config { return p.rc().cfg }

@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"errors"
+	"sync/atomic"
+)
+
+// What a forwarded command means for the session, learnt from its reply.
+const (
+	kindPlain     uint8 = iota
+	kindSelect          // SELECT <arg>: on success the db is arg
+	kindHello           // HELLO [arg] [SETNAME]: on success proto is arg (if >0), name set if flagName
+	kindSetName         // CLIENT SETNAME: on success the name is the next of the session's names
+	kindMulti           // MULTI
+	kindExecNil         // a DISCARD sent for an EXEC whose WATCH was lost: reply with a null array
+	kindExecAbort       // a DISCARD sent for an EXEC of a transaction the proxy refused part of
+)
+
+const (
+	flagEndsUnit uint8 = 1 << iota // the reply ends a pause unit (a command, or EXEC/DISCARD of a MULTI)
+	flagName                       // the command set a name (HELLO SETNAME)
+)
+
+// record is one forwarded command awaiting its reply, in the order sent.
+type record struct {
+	sent  int64 // when it was forwarded, in proxy-clock nanoseconds
+	arg   int64
+	kind  uint8
+	flags uint8
+}
+
+// ring is the session's single-producer single-consumer queue of records:
+// the request goroutine pushes, the reply goroutine pops. It takes no
+// lock and no channel operation per command; a channel wakes the producer
+// only when it waits (queue full, or waiting for every reply).
+type ring struct {
+	buf  []record
+	mask uint64
+	head atomic.Uint64 // next to pop; written by the consumer
+	tail atomic.Uint64 // next to push; written by the producer
+	want atomic.Uint64 // the producer waits until head >= want; 0: not waiting
+	wake chan struct{}
+}
+
+var errSessionClosed = errors.New("session closed")
+
+func newRing(size int) *ring {
+	return &ring{buf: make([]record, size), mask: uint64(size - 1), wake: make(chan struct{}, 1)}
+}
+
+func (q *ring) len() int    { return int(q.tail.Load() - q.head.Load()) }
+func (q *ring) empty() bool { return q.tail.Load() == q.head.Load() }
+func (q *ring) full() bool  { return q.tail.Load()-q.head.Load() == uint64(len(q.buf)) }
+
+// push appends r; the caller has made sure the ring is not full.
+func (q *ring) push(r record) {
+	t := q.tail.Load()
+	q.buf[t&q.mask] = r
+	q.tail.Store(t + 1)
+}
+
+// peek returns the oldest record (consumer side, or the producer when it
+// knows the consumer is idle).
+func (q *ring) peek() (*record, bool) {
+	h := q.head.Load()
+	if h == q.tail.Load() {
+		return nil, false
+	}
+	return &q.buf[h&q.mask], true
+}
+
+// pop drops the oldest record and wakes a producer waiting for it.
+func (q *ring) pop() {
+	h := q.head.Add(1)
+	if w := q.want.Load(); w != 0 && h >= w {
+		q.want.Store(0)
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitHead blocks the producer until head reaches target or done closes.
+func (q *ring) waitHead(target uint64, done <-chan struct{}) error {
+	for {
+		if q.head.Load() >= target {
+			return nil
+		}
+		q.want.Store(target)
+		if q.head.Load() >= target {
+			q.want.Store(0)
+			return nil
+		}
+		select {
+		case <-q.wake:
+		case <-done:
+			return errSessionClosed
+		}
+	}
+}
+
+// waitEmpty waits until every record has been answered.
+func (q *ring) waitEmpty(done <-chan struct{}) error { return q.waitHead(q.tail.Load(), done) }
+
+// waitSpace waits until half the ring is free, so that a deep pipeline
+// wakes the producer once per half-ring, not once per reply.
+func (q *ring) waitSpace(done <-chan struct{}) error {
+	if !q.full() {
+		return nil
+	}
+	return q.waitHead(q.tail.Load()-uint64(len(q.buf)/2), done)
+}

@@ -1,0 +1,1149 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"redis-proxy/resp"
+)
+
+// Replies the proxy gives itself (CONTRACT.md §3).
+const (
+	msgNoAuth       = "NOAUTH Authentication required."
+	msgHelloNoAuth  = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	msgWrongPass    = "WRONGPASS invalid username-password pair or user is disabled."
+	msgNoPassword   = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+	msgTimeLimit    = "ERR proxy: command exceeded read_time_limit_ms"
+	msgUplinkLost   = "ERR proxy: uplink connection lost"
+	msgExecAbort    = "EXECABORT Transaction discarded because of previous errors."
+	msgNotInMulti   = "ERR Command not allowed inside a transaction"
+	msgMaxClients   = "ERR max number of clients reached"
+	msgNoProto      = "NOPROTO sorry, this protocol version is not supported."
+	msgProtoVersion = "ERR Protocol version is not an integer or out of range"
+)
+
+// Why a session ended, for the close log line.
+var (
+	errQuit       = errors.New("client quit")
+	errTimeLimit  = errors.New("time limit")
+	errIdle       = errors.New("idle timeout")
+	errUnsolicted = errors.New("uplink sent a reply nobody asked for")
+)
+
+// handoff gives the reply goroutine its next uplink (nil: none yet), and
+// the ring position from which records belong to it: older ones were sent
+// to a dead connection and are answered with an error.
+type handoff struct {
+	u     *uplink
+	first uint64
+}
+
+// session is one client connection and its uplink connection, served by a
+// goroutine pair: requests (client -> uplink, and the proxy's own replies)
+// and replies (uplink -> client). They share the ring of records, the
+// client writer (under outMu) and atomics; nothing else.
+type session struct {
+	p      *Proxy
+	id     uint64
+	conn   *clientConn
+	remote string
+	log    *slog.Logger
+
+	cbr   *bufio.Reader
+	cr    *resp.Reader
+	outMu sync.Mutex // guards cw
+	cw    *bufio.Writer
+	q     *ring
+
+	done      chan struct{}
+	closeOnce sync.Once
+	reason    error
+	upCh      chan handoff
+	cur       atomic.Pointer[uplink] // for closing from outside
+	units     atomic.Int32           // pause units in flight: a command, or a MULTI block
+	inMultiA  atomic.Bool            // inside MULTI, for the pause's straggler check
+
+	// The request goroutine's own state.
+	up        *uplink
+	authed    bool
+	inMulti   bool
+	multiLost bool // the uplink died inside MULTI: the block fails at EXEC
+	txDirty   bool // the proxy refused a command inside MULTI: EXECABORT
+	watching  bool
+	watchLost bool // the uplink changed while WATCH was active: EXEC aborts
+	dialErr   error
+	hdr       []byte
+	argBuf    []byte
+	args      [][]byte
+
+	// The reply goroutine's own state. The request goroutine reads st only
+	// while the reply goroutine waits for an uplink (after a handoff).
+	st      replay
+	nameMu  sync.Mutex
+	names   []string // CLIENT SETNAME / HELLO SETNAME names awaiting their reply
+	replyAt int64
+
+	stats sessionStats
+}
+
+func (p *Proxy) newSession(conn net.Conn) *session {
+	s := &session{
+		p:      p,
+		id:     p.nextID.Add(1),
+		remote: conn.RemoteAddr().String(),
+		q:      newRing(ringSize),
+		done:   make(chan struct{}),
+		upCh:   make(chan handoff),
+		st:     replay{proto: 2},
+	}
+	s.conn = &clientConn{Conn: conn, s: s}
+	s.cbr = bufio.NewReaderSize(s.conn, ioBufSize)
+	s.cr = resp.NewReader(s.cbr)
+	s.cw = bufio.NewWriterSize(s.conn, ioBufSize)
+	s.log = p.log.With("client", s.remote, "id", s.id)
+	rc := p.rc()
+	s.authed = rc.cfg.Listen.Pass == ""
+	if !s.authed {
+		s.cr.SetLimits(resp.UnauthenticatedLimits)
+	}
+	return s
+}
+
+// serve runs the session until it ends; it is the request goroutine and
+// starts the reply goroutine.
+func (s *session) serve() {
+	var wg sync.WaitGroup
+	start := time.Now()
+	err := s.handshake()
+	if err == nil {
+		s.log.Info("client connected")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.replies()
+		}()
+		err = s.requests()
+	}
+	s.close(err)
+	wg.Wait()
+	if u := s.up; u != nil {
+		u.conn.Close()
+	}
+	if s.units.Swap(0) > 0 {
+		s.p.unitDone()
+	}
+	s.p.unregister(s)
+	reason := s.reason
+	if reason == nil {
+		reason = io.EOF
+	}
+	s.log.Info("client disconnected", "reason", closeReason(reason), "duration_ms", time.Since(start).Milliseconds())
+}
+
+func closeReason(err error) string {
+	var pe *resp.ProtocolError
+	switch {
+	case errors.Is(err, io.EOF):
+		return "client closed"
+	case errors.As(err, &pe):
+		return "protocol error: " + pe.Error()
+	case errors.Is(err, net.ErrClosed):
+		return "connection closed"
+	}
+	return err.Error()
+}
+
+// handshake completes TLS for a TLS listener, within a bounded time.
+func (s *session) handshake() error {
+	tc, ok := s.conn.Conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("TLS handshake: %w", err)
+	}
+	return nil
+}
+
+// close ends the session once: both goroutines see done, and both
+// connections are closed so that nothing stays blocked.
+func (s *session) close(reason error) {
+	s.closeOnce.Do(func() {
+		s.reason = reason
+		close(s.done)
+		s.conn.Close()
+		if u := s.cur.Load(); u != nil {
+			u.conn.Close()
+		}
+	})
+}
+
+func (s *session) closing() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// ---- the request goroutine ----
+
+func (s *session) requests() error {
+	for {
+		if s.cr.Buffered() == 0 {
+			// The batch is over: send what was forwarded before blocking on
+			// the client, and let the next command dial again.
+			s.dialErr = nil
+			s.flushUp()
+		}
+		argc, err := s.cr.ReadCommand()
+		if err != nil {
+			return s.readFailed(err)
+		}
+		s.stats.commands.Add(1)
+		name, err := s.cr.Arg()
+		if err == resp.ErrArgTooLong {
+			if err := s.replyError("ERR unknown command, with args beginning with: "); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return s.readFailed(err)
+		}
+		if err := s.command(argc, name); err != nil {
+			return err
+		}
+	}
+}
+
+// readFailed ends the session after a client read error: a protocol error
+// is answered as Redis answers it; at the end of the input the replies
+// still due are delivered first.
+func (s *session) readFailed(err error) error {
+	var pe *resp.ProtocolError
+	switch {
+	case errors.As(err, &pe):
+		s.retireIfPartial()
+		s.reply(resp.AppendError(s.hdr[:0], "ERR "+pe.Error()))
+		return err
+	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
+		s.flushUp()
+		s.q.waitEmpty(s.done)
+		return io.EOF
+	}
+	return err
+}
+
+// retireIfPartial drops the uplink connection when a command was cut
+// half-way through forwarding: the uplink's input is no longer whole.
+func (s *session) retireIfPartial() {
+	if s.cr.Args() > 0 && s.up != nil {
+		s.retire()
+	}
+}
+
+// reply writes one of the proxy's own replies after every reply due
+// before it, and flushes.
+func (s *session) reply(b []byte) error {
+	s.hdr = b
+	s.flushUp()
+	if err := s.q.waitEmpty(s.done); err != nil {
+		return err
+	}
+	if b[0] == '-' {
+		s.stats.errors.Add(1)
+	}
+	s.outMu.Lock()
+	s.cw.Write(b)
+	err := s.cw.Flush()
+	s.outMu.Unlock()
+	if s.p.logMessages.Load() {
+		s.log.Info("reply", "reply", truncate(string(b), 200), "local", true)
+	}
+	return err
+}
+
+func (s *session) replyError(msg string) error {
+	if err := s.cr.SkipArgs(); err != nil {
+		return s.readFailed(err)
+	}
+	return s.reply(resp.AppendError(s.hdr[:0], msg))
+}
+
+// flushUp sends what was forwarded to the uplink so far.
+func (s *session) flushUp() {
+	if s.up != nil && s.up.bw.Buffered() > 0 {
+		if err := s.up.bw.Flush(); err != nil {
+			s.retire()
+		}
+	}
+}
+
+// readArgs reads the rest of the command into s.args (copies).
+func (s *session) readArgs() error {
+	s.args = s.args[:0]
+	s.argBuf = s.argBuf[:0]
+	var ends []int
+	for s.cr.Args() > 0 {
+		a, err := s.cr.Arg()
+		if err != nil {
+			return err
+		}
+		s.argBuf = append(s.argBuf, a...)
+		ends = append(ends, len(s.argBuf))
+	}
+	start := 0
+	for _, e := range ends {
+		s.args = append(s.args, s.argBuf[start:e:e])
+		start = e
+	}
+	return nil
+}
+
+// command handles one command whose name has been read.
+func (s *session) command(argc int, name []byte) error {
+	c := classify(name)
+	if s.p.logMessages.Load() {
+		s.logCommand(c, name, argc)
+	}
+	if !s.authed && c != cmdAuth && c != cmdHello && c != cmdQuit && c != cmdReset {
+		return s.replyError(msgNoAuth)
+	}
+	s.hdr = resp.AppendBulk(resp.AppendArray(s.hdr[:0], argc), name)
+	if s.inMulti && s.multiLost && c != cmdExec && c != cmdDiscard && c != cmdQuit && c != cmdReset {
+		return s.replyError(msgUplinkLost)
+	}
+	switch c {
+	case cmdPlain:
+		return s.forward(record{kind: kindPlain})
+	case cmdAuth:
+		return s.auth(argc)
+	case cmdHello:
+		return s.hello(argc)
+	case cmdQuit:
+		s.cr.SkipArgs()
+		s.reply(resp.AppendSimple(s.hdr[:0], "OK"))
+		return errQuit
+	case cmdReset:
+		return s.reset()
+	case cmdSelect:
+		return s.selectDB(argc)
+	case cmdClient:
+		return s.client(argc)
+	case cmdMulti:
+		return s.multi()
+	case cmdExec, cmdDiscard:
+		return s.endMulti(c)
+	case cmdWatch:
+		if !s.inMulti {
+			s.watching = true
+		}
+		return s.forward(record{kind: kindPlain})
+	case cmdUnwatch:
+		if !s.inMulti {
+			s.watching, s.watchLost = false, false
+		}
+		return s.forward(record{kind: kindPlain})
+	}
+	return s.replyError("ERR proxy: '" + strings.ToLower(string(name)) + "' is not supported")
+}
+
+// forward sends the command (header and the first pre arguments already
+// in s.hdr, the rest still to read) to the uplink and queues its record.
+func (s *session) forward(rec record) error {
+	if s.inMulti && !s.uplinkOK() {
+		// The uplink connection carrying this transaction is gone: nothing
+		// more of the block may run elsewhere.
+		s.multiLost = true
+		return s.replyError(msgUplinkLost)
+	}
+	startsUnit := !s.inMulti
+	if startsUnit {
+		if err := s.enterUnit(); err != nil {
+			return err
+		}
+	}
+	endsUnit := startsUnit && rec.kind != kindMulti
+	if err := s.ensureUplink(); err != nil {
+		if startsUnit {
+			s.leaveUnit()
+		}
+		if errors.Is(err, errSessionClosed) {
+			return err
+		}
+		return s.replyError("ERR proxy: uplink unavailable: " + err.Error())
+	}
+	if s.q.full() {
+		s.flushUp()
+		if err := s.q.waitSpace(s.done); err != nil {
+			return err
+		}
+	}
+	u := s.up
+	if endsUnit {
+		rec.flags |= flagEndsUnit
+	}
+	rec.sent = s.p.now()
+	s.q.push(rec)
+	if _, err := u.bw.Write(s.hdr); err != nil {
+		return s.uplinkWriteFailed(err)
+	}
+	for s.cr.Args() > 0 {
+		if err := s.cr.CopyArg(u.bw); err != nil {
+			var we *resp.WriteError
+			if errors.As(err, &we) {
+				if err := s.cr.SkipArgs(); err != nil {
+					return s.readFailed(err)
+				}
+				return s.uplinkWriteFailed(err)
+			}
+			return s.readFailed(err)
+		}
+	}
+	if s.cr.Buffered() == 0 {
+		if err := u.bw.Flush(); err != nil {
+			return s.uplinkWriteFailed(err)
+		}
+	}
+	if u.dead.Load() {
+		// The reply goroutine may have given up on this connection before
+		// the record was queued: hand over so that it answers it.
+		s.retire()
+	}
+	return nil
+}
+
+// uplinkWriteFailed retires a connection that failed on write; the reply
+// goroutine answers the commands it was carrying.
+func (s *session) uplinkWriteFailed(error) error {
+	s.retire()
+	return nil
+}
+
+// retire closes the current uplink connection and waits until the reply
+// goroutine has let go of it (and answered every record sent on it).
+func (s *session) retire() {
+	u := s.up
+	if u == nil {
+		return
+	}
+	s.up = nil
+	u.conn.Close()
+	select {
+	case s.upCh <- handoff{first: s.q.tail.Load()}:
+	case <-s.done:
+	}
+}
+
+// uplinkOK reports whether s.up is live and dialed for the current target.
+func (s *session) uplinkOK() bool {
+	u := s.up
+	return u != nil && !u.dead.Load() && u.gen == s.p.rc().target.gen
+}
+
+// ensureUplink makes s.up a live connection to the current target,
+// dialing (and replaying the session state) when needed.
+func (s *session) ensureUplink() error {
+	if s.uplinkOK() {
+		return nil
+	}
+	rc := s.p.rc()
+	if s.up != nil {
+		s.retire()
+		if s.closing() {
+			return errSessionClosed
+		}
+	}
+	if s.watching {
+		s.watchLost = true
+	}
+	if s.dialErr != nil {
+		return s.dialErr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rc.limit)
+	defer cancel()
+	u, err := rc.target.dial(ctx, s.st, s.wrapUplink)
+	if err != nil {
+		s.dialErr = err
+		s.p.dialFailed(s, err)
+		return err
+	}
+	u.conn.SetReadDeadline(s.p.wall(s.p.now() + rc.limit.Nanoseconds()))
+	s.up = u
+	s.cur.Store(u)
+	if s.closing() {
+		u.conn.Close()
+		return errSessionClosed
+	}
+	select {
+	case s.upCh <- handoff{u: u, first: s.q.tail.Load()}:
+	case <-s.done:
+		return errSessionClosed
+	}
+	return nil
+}
+
+// enterUnit passes the pause gate: it announces a unit in flight, and
+// backs out and waits while the proxy is paused (Dekker-style with the
+// pauser, which closes the gate and then waits for busy to reach 0).
+func (s *session) enterUnit() error {
+	for {
+		if s.units.Add(1) == 1 {
+			s.p.busy.Add(1)
+		}
+		if !s.p.gateClosed.Load() {
+			return nil
+		}
+		s.leaveUnit()
+		s.flushUp()
+		if err := s.p.waitGate(s.done); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *session) leaveUnit() {
+	if s.units.Add(-1) == 0 {
+		s.p.unitDone()
+	}
+}
+
+// auth answers AUTH [user] pass against listen.pass; it is never forwarded.
+func (s *session) auth(argc int) error {
+	if argc != 2 && argc != 3 {
+		return s.replyError("ERR wrong number of arguments for 'auth' command")
+	}
+	if s.inMulti {
+		s.txDirty = true
+		return s.replyError(msgNotInMulti)
+	}
+	if err := s.readArgs(); err != nil {
+		return s.readFailed(err)
+	}
+	var user []byte
+	pass := s.args[0]
+	if argc == 3 {
+		user, pass = s.args[0], s.args[1]
+	}
+	msg := s.checkPass(user, pass, argc == 2)
+	if msg != "" {
+		return s.reply(resp.AppendError(s.hdr[:0], msg))
+	}
+	return s.reply(resp.AppendSimple(s.hdr[:0], "OK"))
+}
+
+// checkPass checks a client's credentials; "" means accepted, otherwise
+// the error Redis would give.
+func (s *session) checkPass(user, pass []byte, passOnly bool) string {
+	want := s.p.rc().cfg.Listen.Pass
+	if want == "" {
+		if passOnly {
+			return msgNoPassword
+		}
+		if string(user) == "default" {
+			s.setAuthed()
+			return ""
+		}
+		return msgWrongPass
+	}
+	okUser := user == nil || string(user) == "default"
+	okPass := subtle.ConstantTimeCompare(pass, []byte(want)) == 1
+	if !okUser || !okPass {
+		return msgWrongPass
+	}
+	s.setAuthed()
+	return ""
+}
+
+func (s *session) setAuthed() {
+	if !s.authed {
+		s.authed = true
+		s.cr.SetLimits(resp.DefaultLimits)
+	}
+}
+
+// hello handles HELLO [protover [AUTH user pass] [SETNAME name]]: the AUTH
+// part is answered here, the rest is forwarded.
+func (s *session) hello(argc int) error {
+	if s.inMulti {
+		s.txDirty = true
+		return s.replyError(msgNotInMulti)
+	}
+	if err := s.readArgs(); err != nil {
+		return s.readFailed(err)
+	}
+	var proto int64
+	if len(s.args) > 0 {
+		v, ok := resp.ParseInt(s.args[0])
+		if !ok {
+			return s.reply(resp.AppendError(s.hdr[:0], msgProtoVersion))
+		}
+		if v < 2 || v > 3 {
+			return s.reply(resp.AppendError(s.hdr[:0], msgNoProto))
+		}
+		proto = v
+	}
+	var user, pass, name []byte
+	hasAuth, hasName := false, false
+	for i := 1; i < len(s.args); i++ {
+		left := len(s.args) - 1 - i
+		switch {
+		case resp.Equal(s.args[i], "AUTH") && left >= 2:
+			user, pass, hasAuth = s.args[i+1], s.args[i+2], true
+			i += 2
+		case resp.Equal(s.args[i], "SETNAME") && left >= 1:
+			name, hasName = s.args[i+1], true
+			i++
+		default:
+			return s.reply(resp.AppendError(s.hdr[:0], "ERR Syntax error in HELLO option '"+string(s.args[i])+"'"))
+		}
+	}
+	if hasAuth {
+		if msg := s.checkPass(user, pass, false); msg != "" {
+			return s.reply(resp.AppendError(s.hdr[:0], msg))
+		}
+	} else if !s.authed {
+		return s.reply(resp.AppendError(s.hdr[:0], msgHelloNoAuth))
+	}
+	n := 1
+	if proto > 0 {
+		n++
+	}
+	if hasName {
+		n += 2
+	}
+	s.hdr = resp.AppendBulkString(resp.AppendArray(s.hdr[:0], n), "HELLO")
+	if proto > 0 {
+		s.hdr = resp.AppendBulk(s.hdr, s.args[0])
+	}
+	rec := record{kind: kindHello, arg: proto}
+	if hasName {
+		s.hdr = resp.AppendBulk(resp.AppendBulkString(s.hdr, "SETNAME"), name)
+		s.pushName(string(name))
+		rec.flags |= flagName
+	}
+	return s.forward(rec)
+}
+
+func (s *session) pushName(name string) {
+	s.nameMu.Lock()
+	s.names = append(s.names, name)
+	s.nameMu.Unlock()
+}
+
+func (s *session) popName() string {
+	s.nameMu.Lock()
+	defer s.nameMu.Unlock()
+	if len(s.names) == 0 {
+		return ""
+	}
+	n := s.names[0]
+	s.names = s.names[1:]
+	return n
+}
+
+// selectDB forwards SELECT and, on success, remembers the db for replay.
+func (s *session) selectDB(argc int) error {
+	if argc != 2 {
+		return s.forward(record{kind: kindPlain})
+	}
+	if s.inMulti {
+		s.txDirty = true
+		return s.replyError("ERR proxy: 'select' inside MULTI is not supported")
+	}
+	a, err := s.cr.Arg()
+	if err != nil {
+		return s.readFailed(err)
+	}
+	s.hdr = resp.AppendBulk(s.hdr, a)
+	db, ok := resp.ParseInt(a)
+	if !ok {
+		return s.forward(record{kind: kindPlain})
+	}
+	return s.forward(record{kind: kindSelect, arg: db})
+}
+
+// client inspects CLIENT's subcommand: SETNAME is remembered, REPLY would
+// break the pairing of commands and replies and is refused.
+func (s *session) client(argc int) error {
+	if argc < 2 {
+		return s.forward(record{kind: kindPlain})
+	}
+	sub, err := s.cr.Arg()
+	if err != nil {
+		return s.readFailed(err)
+	}
+	s.hdr = resp.AppendBulk(s.hdr, sub)
+	switch {
+	case resp.Equal(sub, "REPLY"):
+		return s.replyError("ERR proxy: 'client reply' is not supported")
+	case resp.Equal(sub, "SETNAME") && argc == 3:
+		if s.inMulti {
+			s.txDirty = true
+			return s.replyError("ERR proxy: 'client setname' inside MULTI is not supported")
+		}
+		name, err := s.cr.Arg()
+		if err != nil {
+			return s.readFailed(err)
+		}
+		s.hdr = resp.AppendBulk(s.hdr, name)
+		s.pushName(string(name))
+		return s.forward(record{kind: kindSetName})
+	}
+	return s.forward(record{kind: kindPlain})
+}
+
+// multi starts a transaction: one pause unit until EXEC or DISCARD.
+func (s *session) multi() error {
+	if s.inMulti {
+		return s.forward(record{kind: kindPlain}) // Redis answers the nesting error
+	}
+	t := s.q.tail.Load()
+	if err := s.forward(record{kind: kindMulti}); err != nil || s.q.tail.Load() == t {
+		return err // not sent (the uplink is unavailable): no transaction
+	}
+	s.inMulti, s.multiLost, s.txDirty = true, false, false
+	s.inMultiA.Store(true)
+	return nil
+}
+
+// endMulti handles EXEC and DISCARD.
+func (s *session) endMulti(c cmdClass) error {
+	if !s.inMulti {
+		return s.forward(record{kind: kindPlain}) // Redis answers "without MULTI"
+	}
+	lost, dirty, watchLost := s.multiLost || !s.uplinkOK(), s.txDirty, s.watchLost
+	// The transaction ends here whatever happens next.
+	s.inMulti, s.multiLost, s.txDirty = false, false, false
+	s.watching, s.watchLost = false, false
+	s.inMultiA.Store(false)
+	if lost {
+		// No MULTI is open on the uplink: answer here and end the unit.
+		s.leaveUnit()
+		if c == cmdDiscard {
+			return s.replyErrorOr("", "OK")
+		}
+		return s.replyError(msgExecAbort)
+	}
+	rec := record{kind: kindPlain, flags: flagEndsUnit}
+	if c == cmdExec && (dirty || watchLost) {
+		// Send DISCARD instead, and answer as Redis would have.
+		if err := s.cr.SkipArgs(); err != nil {
+			return s.readFailed(err)
+		}
+		s.hdr = resp.AppendCommand(s.hdr[:0], "DISCARD")
+		rec.kind = kindExecNil
+		if dirty {
+			rec.kind = kindExecAbort
+		}
+	}
+	return s.forwardInUnit(rec)
+}
+
+func (s *session) replyErrorOr(msg, ok string) error {
+	if msg != "" {
+		return s.replyError(msg)
+	}
+	if err := s.cr.SkipArgs(); err != nil {
+		return s.readFailed(err)
+	}
+	return s.reply(resp.AppendSimple(s.hdr[:0], ok))
+}
+
+// forwardInUnit forwards a command that ends the MULTI unit already held.
+func (s *session) forwardInUnit(rec record) error {
+	s.inMulti = true // forward must not open a new unit
+	err := s.forward(rec)
+	s.inMulti = false
+	return err
+}
+
+// reset answers RESET here: the uplink connection is dropped (the next
+// command dials a fresh one) and the session is as new.
+func (s *session) reset() error {
+	if err := s.cr.SkipArgs(); err != nil {
+		return s.readFailed(err)
+	}
+	s.flushUp()
+	if err := s.q.waitEmpty(s.done); err != nil {
+		return err
+	}
+	if s.inMulti && !s.multiLost {
+		s.leaveUnit()
+	}
+	s.retire()
+	s.st = replay{proto: 2}
+	s.inMulti, s.multiLost, s.txDirty, s.watching, s.watchLost = false, false, false, false, false
+	s.inMultiA.Store(false)
+	if s.p.rc().cfg.Listen.Pass != "" {
+		s.authed = false
+		s.cr.SetLimits(resp.UnauthenticatedLimits)
+	}
+	return s.reply(resp.AppendSimple(s.hdr[:0], "RESET"))
+}
+
+func (s *session) logCommand(c cmdClass, name []byte, argc int) {
+	cmd := strings.ToUpper(truncate(string(name), 64))
+	if c == cmdAuth || c == cmdHello {
+		s.log.Info("command", "cmd", cmd, "args", argc-1, "note", "credentials redacted: ***")
+		return
+	}
+	s.log.Info("command", "cmd", cmd, "args", argc-1)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..." + strconv.Itoa(len(s)-n) + " more bytes"
+}
+
+// ---- the reply goroutine ----
+
+func (s *session) replies() {
+	for {
+		var h handoff
+		select {
+		case h = <-s.upCh:
+		case <-s.done:
+			return
+		}
+		s.answerUntil(h.first, msgUplinkLost)
+		if h.u == nil {
+			continue
+		}
+		err := s.pump(h.u)
+		if s.closing() {
+			return
+		}
+		var we *resp.WriteError
+		var pe *resp.ProtocolError
+		switch {
+		case errors.Is(err, errTimeLimit):
+			s.timeLimit()
+			return
+		case errors.As(err, &we):
+			s.close(fmt.Errorf("client write: %w", we.Err))
+			return
+		case errors.Is(err, errUnsolicted), errors.As(err, &pe):
+			s.close(fmt.Errorf("uplink: %w", err))
+			return
+		case errors.Is(err, errCut):
+			s.close(fmt.Errorf("uplink connection lost in the middle of a reply: %w", errors.Unwrap(err)))
+			return
+		}
+		// The connection died between replies: answer what it carried.
+		h.u.dead.Store(true)
+		h.u.conn.Close()
+		s.answerUntil(s.q.tail.Load(), msgUplinkLost)
+		if !s.q.empty() {
+			s.log.Debug("uplink connection lost", "err", err)
+		}
+	}
+}
+
+var errCut = errors.New("reply cut")
+
+// pump streams replies from u to the client until u fails.
+func (s *session) pump(u *uplink) error {
+	locked := false
+	defer func() {
+		if locked {
+			s.cw.Flush()
+			s.outMu.Unlock()
+		}
+	}()
+	for {
+		if u.r.Buffered() == 0 {
+			if locked {
+				err := s.cw.Flush()
+				locked = false
+				s.outMu.Unlock()
+				if err != nil {
+					return &resp.WriteError{Err: err}
+				}
+			}
+		}
+		b, err := u.br.Peek(1)
+		if err != nil {
+			return err
+		}
+		if !locked {
+			s.outMu.Lock()
+			locked = true
+		}
+		if b[0] == '>' {
+			// A push nobody asked for (RESP3): it goes to the client as it is.
+			if rep, err := u.r.Forward(s.cw); err != nil {
+				return cutErr(rep, err)
+			}
+			continue
+		}
+		rec, ok := s.q.peek()
+		if !ok {
+			return errUnsolicted
+		}
+		var rep resp.Reply
+		switch rec.kind {
+		case kindExecNil, kindExecAbort:
+			rep, err = u.r.Forward(nil)
+			if err == nil {
+				if rec.kind == kindExecNil {
+					s.cw.Write(resp.AppendNullArray(nil, int(s.st.proto)))
+				} else {
+					s.cw.Write(resp.AppendError(nil, msgExecAbort))
+					rep.Type = '-'
+				}
+			}
+		default:
+			rep, err = u.r.Forward(s.cw)
+		}
+		if err != nil {
+			return cutErr(rep, err)
+		}
+		s.answered(rec, rep)
+		s.q.pop()
+	}
+}
+
+func cutErr(rep resp.Reply, err error) error {
+	var we *resp.WriteError
+	if rep.N > 0 && !errors.As(err, &we) && !errors.Is(err, errTimeLimit) {
+		return fmt.Errorf("%w: %w", errCut, err)
+	}
+	return err
+}
+
+// answered learns the outcome of a command from its reply.
+func (s *session) answered(rec *record, rep resp.Reply) {
+	ok := !rep.IsError()
+	switch rec.kind {
+	case kindSelect:
+		if ok {
+			s.st.db = rec.arg
+		}
+	case kindHello:
+		if ok && rec.arg > 0 {
+			s.st.proto = rec.arg
+		}
+		if rec.flags&flagName != 0 {
+			if name := s.popName(); ok {
+				s.st.name = name
+			}
+		}
+	case kindSetName:
+		if name := s.popName(); ok {
+			s.st.name = name
+		}
+	}
+	if !ok {
+		s.stats.errors.Add(1)
+	}
+	s.stats.observe(s.replyAt - rec.sent)
+	if rec.flags&flagEndsUnit != 0 {
+		s.leaveUnit()
+	}
+}
+
+// answerUntil answers every record before seq with the error msg.
+func (s *session) answerUntil(seq uint64, msg string) {
+	if s.q.head.Load() >= seq {
+		return
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	for s.q.head.Load() < seq {
+		rec, _ := s.q.peek()
+		s.cw.Write(resp.AppendError(nil, msg))
+		if rec.kind == kindSetName || rec.flags&flagName != 0 {
+			s.popName()
+		}
+		s.stats.errors.Add(1)
+		if rec.flags&flagEndsUnit != 0 {
+			s.leaveUnit()
+		}
+		s.q.pop()
+	}
+	s.cw.Flush()
+}
+
+// timeLimit disconnects a client whose command outlived read_time_limit_ms.
+func (s *session) timeLimit() {
+	s.p.timeLimitDisconnects.Add(1)
+	s.log.Warn("command exceeded read_time_limit_ms; disconnecting client", "limit_ms", s.p.rc().limit.Milliseconds())
+	s.outMu.Lock()
+	s.conn.final = true
+	s.cw.Write(resp.AppendError(nil, msgTimeLimit))
+	s.cw.Flush()
+	s.outMu.Unlock()
+	s.stats.errors.Add(1)
+	s.close(errTimeLimit)
+}
+
+// ---- connections with deadlines ----
+
+// wrapUplink gives the uplink's read side the session's time limit.
+func (s *session) wrapUplink(c net.Conn) net.Conn { return &uplinkConn{Conn: c, s: s} }
+
+// uplinkConn enforces read_time_limit_ms on the oldest unanswered command.
+// The deadline is moved lazily: when it fires early (a later command, or
+// an idle connection) it is moved to the right time and the read goes on,
+// so that a pipelined stream costs no deadline update per reply.
+type uplinkConn struct {
+	net.Conn
+	s *session
+}
+
+func (c *uplinkConn) Read(b []byte) (int, error) {
+	s := c.s
+	for {
+		n, err := c.Conn.Read(b)
+		if n > 0 || err == nil {
+			s.replyAt = s.p.now()
+			return n, err
+		}
+		if !isTimeout(err) {
+			return n, err
+		}
+		now, limit := s.p.now(), s.p.rc().limit.Nanoseconds()
+		due := now + limit
+		if rec, ok := s.q.peek(); ok {
+			due = rec.sent + limit
+			if now >= due {
+				return 0, errTimeLimit
+			}
+		}
+		c.Conn.SetReadDeadline(s.p.wall(due))
+	}
+}
+
+// clientConn applies the time limit to writes to the client (a client
+// that does not read its replies holds them up) and the idle timeout to
+// reads from it.
+type clientConn struct {
+	net.Conn
+	s        *session
+	wdl      int64 // write deadline in force (guarded by outMu)
+	final    bool  // last words before closing: a short grace, whatever is due (guarded by outMu)
+	lastRead int64
+}
+
+func (c *clientConn) Write(b []byte) (int, error) {
+	s := c.s
+	now, limit := s.p.now(), s.p.rc().limit.Nanoseconds()
+	due := now + limit
+	if rec, ok := s.q.peek(); ok {
+		due = rec.sent + limit
+	}
+	// Keep the deadline within [due, due+slack]: set it only when it drifts
+	// out, so a stream of replies costs one update per slack period.
+	slack := limit / 8
+	if c.final {
+		due, slack = now+int64(100*time.Millisecond), 0
+	}
+	if c.wdl < due || c.wdl > due+slack {
+		c.wdl = due + slack/2
+		c.Conn.SetWriteDeadline(s.p.wall(c.wdl))
+	}
+	n, err := c.Conn.Write(b)
+	if err != nil && isTimeout(err) {
+		err = errTimeLimit
+	}
+	return n, err
+}
+
+func (c *clientConn) Read(b []byte) (int, error) {
+	s := c.s
+	for {
+		n, err := c.Conn.Read(b)
+		if n > 0 || err == nil {
+			c.lastRead = s.p.now()
+			return n, err
+		}
+		if !isTimeout(err) || s.closing() {
+			return n, err
+		}
+		idle := s.p.rc().idle.Nanoseconds()
+		if idle == 0 {
+			c.Conn.SetReadDeadline(time.Time{})
+			continue
+		}
+		now := s.p.now()
+		due := c.lastRead + idle
+		if !s.q.empty() {
+			due = now + idle // waiting for replies is not being idle
+		}
+		if now >= due {
+			return 0, errIdle
+		}
+		c.Conn.SetReadDeadline(s.p.wall(due))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ---- statistics ----
+
+// latencyBounds are the command latency histogram's buckets, in seconds.
+var latencyBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// sessionStats are one session's counters, each written by one goroutine
+// and read by Status.
+type sessionStats struct {
+	commands atomic.Uint64
+	errors   atomic.Uint64
+	buckets  [16]atomic.Uint64 // len(latencyBounds); the +Inf bucket is count - sum(buckets)
+	count    atomic.Uint64
+	sumNs    atomic.Uint64
+}
+
+func (st *sessionStats) observe(ns int64) {
+	if ns < 0 {
+		ns = 0
+	}
+	sec := float64(ns) / 1e9
+	for i, b := range latencyBounds {
+		if sec <= b {
+			st.buckets[i].Add(1)
+			break
+		}
+	}
+	st.count.Add(1)
+	st.sumNs.Add(uint64(ns))
+}
+
+// addTo adds these counters into the totals t.
+func (st *sessionStats) addTo(t *totals) {
+	t.commands += st.commands.Load()
+	t.errors += st.errors.Load()
+	for i := range st.buckets {
+		t.buckets[i] += st.buckets[i].Load()
+	}
+	t.count += st.count.Load()
+	t.sumNs += st.sumNs.Load()
+}
+
+type totals struct {
+	commands, errors uint64
+	buckets          [16]uint64
+	count, sumNs     uint64
+}

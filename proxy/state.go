@@ -1,0 +1,343 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"redis-proxy/config"
+)
+
+// The state machine behind pause, unpause, reload and stop. Everything
+// here runs under p.mu except the waits.
+//
+//	starting -> running                        Start
+//	running  -> pausing -> paused              Pause (pausing until every unit in flight is done)
+//	pausing | paused -> running                Unpause
+//	running | paused -> reloading -> (same)    Reload (pauses inside if it switches the uplink)
+//	any      -> stopping                       Shutdown
+//
+// The gate: sessions pass it before each unit (a command, or a whole
+// MULTI ... EXEC block), announcing the unit in p.busy first. Closing the
+// gate and then waiting for busy to reach 0 therefore waits exactly for the
+// units that got through.
+
+// pauseOp is one pause: from the request until unpause.
+type pauseOp struct {
+	start  time.Time
+	done   chan struct{} // closed when paused, or when cancelled
+	cancel chan struct{}
+	paused bool
+}
+
+var errCancelled = errors.New("cancelled")
+
+func (p *Proxy) setState(s State) {
+	if p.state == s {
+		return
+	}
+	p.log.Info("state changed", "from", string(p.state), "state", string(s))
+	p.state = s
+}
+
+// State returns the current state.
+func (p *Proxy) State() State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+// closeGate makes new units wait. Under p.mu.
+func (p *Proxy) closeGate() {
+	if !p.gateClosed.Load() {
+		p.resume = make(chan struct{})
+		p.gateClosed.Store(true)
+	}
+}
+
+// openGate lets waiting units go on, in order. Under p.mu.
+func (p *Proxy) openGate() {
+	if p.gateClosed.Load() {
+		p.gateClosed.Store(false)
+		close(p.resume)
+	}
+}
+
+// waitGate blocks a session until the gate opens or the session closes.
+func (p *Proxy) waitGate(done <-chan struct{}) error {
+	p.mu.Lock()
+	ch, open := p.resume, !p.gateClosed.Load()
+	p.mu.Unlock()
+	if open {
+		return nil
+	}
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
+	select {
+	case <-ch:
+		return nil
+	case <-done:
+		return errSessionClosed
+	}
+}
+
+// unitDone is called when a session has no unit in flight any more.
+func (p *Proxy) unitDone() {
+	if p.busy.Add(-1) == 0 && p.gateClosed.Load() {
+		select {
+		case p.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitDrained waits until no unit is in flight. Past read_time_limit_ms
+// (plus a margin) the sessions still holding one are disconnected, so it
+// always returns in bounded time unless cancel closes first.
+func (p *Proxy) waitDrained(cancel <-chan struct{}) error {
+	kick := time.NewTimer(p.rc().limit + drainMargin)
+	defer kick.Stop()
+	for p.busy.Load() != 0 {
+		select {
+		case <-p.drained:
+		case <-kick.C:
+			p.kickStragglers()
+		case <-cancel:
+			return errCancelled
+		}
+	}
+	return nil
+}
+
+// kickStragglers disconnects the sessions that still hold a unit past the
+// time limit: a MULTI left open, a client not reading its replies.
+func (p *Proxy) kickStragglers() {
+	p.forEachSession(func(s *session) {
+		if s.units.Load() > 0 {
+			p.timeLimitDisconnects.Add(1)
+			s.log.Warn("client held a pause past read_time_limit_ms; disconnecting", "in_multi", s.inMultiA.Load())
+			s.close(errTimeLimit)
+		}
+	})
+}
+
+// cancelPause ends the pause in progress or in force. Under p.mu.
+func (p *Proxy) cancelPause() {
+	op := p.pause
+	if op == nil {
+		return
+	}
+	p.pause = nil
+	if op.paused {
+		p.statMu.Lock()
+		p.pausedTotal += time.Since(p.pausedAt)
+		p.statMu.Unlock()
+		p.pausedAt = time.Time{}
+	} else {
+		close(op.cancel)
+		close(op.done)
+	}
+}
+
+// Pause stops forwarding new commands and returns once every command in
+// flight has finished (state paused), or ctx is done.
+func (p *Proxy) Pause(ctx context.Context) error {
+	op, err := p.startPause()
+	if err != nil {
+		return err
+	}
+	select {
+	case <-op.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !op.paused {
+		return fmt.Errorf("pause: %w: unpaused before it completed", ErrState)
+	}
+	return nil
+}
+
+// PauseAsync starts a pause and returns at once.
+func (p *Proxy) PauseAsync() error {
+	_, err := p.startPause()
+	return err
+}
+
+func (p *Proxy) startPause() (*pauseOp, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.state {
+	case StatePausing, StatePaused:
+		return p.pause, nil
+	case StateRunning:
+	default:
+		return nil, fmt.Errorf("pause: %w (%s)", ErrState, p.state)
+	}
+	op := &pauseOp{start: time.Now(), done: make(chan struct{}), cancel: make(chan struct{})}
+	p.pause = op
+	p.pauses.Add(1)
+	p.setState(StatePausing)
+	p.closeGate()
+	go p.finishPause(op)
+	return op, nil
+}
+
+// finishPause waits for the units in flight, then declares the pause.
+func (p *Proxy) finishPause(op *pauseOp) {
+	if err := p.waitDrained(op.cancel); err != nil {
+		return
+	}
+	d := time.Since(op.start)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pause != op || p.state != StatePausing {
+		return
+	}
+	op.paused = true
+	p.pausedAt = time.Now()
+	p.setState(StatePaused)
+	close(op.done)
+	p.observePause(d)
+	p.log.Info("paused", "duration_ms", float64(d.Microseconds())/1000, "waiting_requests", p.waiting.Load())
+}
+
+// Unpause lets waiting commands go on, in order.
+func (p *Proxy) Unpause() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.state {
+	case StatePausing, StatePaused:
+	default:
+		return fmt.Errorf("unpause: %w (%s): not paused", ErrState, p.state)
+	}
+	var pausedFor time.Duration
+	if op := p.pause; op != nil {
+		pausedFor = time.Since(op.start)
+	}
+	p.cancelPause()
+	p.setState(StateRunning)
+	p.openGate()
+	p.log.Info("unpaused", "paused_ms", pausedFor.Milliseconds(), "waiting_requests", p.waiting.Load())
+	return nil
+}
+
+// ReloadAsync starts a reload and returns at once; the outcome is logged.
+func (p *Proxy) ReloadAsync() error {
+	p.mu.Lock()
+	state := p.state
+	p.mu.Unlock()
+	if state != StateRunning && state != StatePaused {
+		return fmt.Errorf("reload: %w (%s)", ErrState, state)
+	}
+	go p.Reload(context.Background())
+	return nil
+}
+
+// Reload reads the configuration again, proves it, pauses, switches every
+// client to the new uplink and resumes (or stays paused if it was). It
+// returns once done, or with the reason nothing changed. A second reload
+// while one runs is refused (ErrState).
+func (p *Proxy) Reload(ctx context.Context) error {
+	if !p.reloadMu.TryLock() {
+		return fmt.Errorf("reload: %w: a reload is already in progress", ErrState)
+	}
+	defer p.reloadMu.Unlock()
+	start := time.Now()
+	changed, err := p.reload(ctx)
+	d := time.Since(start)
+	if err != nil {
+		p.reloadsFailed.Add(1)
+		p.log.Error("reload refused; the running configuration stays", "err", err, "duration_ms", d.Milliseconds())
+		return err
+	}
+	if changed == nil {
+		p.log.Info("reload: configuration unchanged", "duration_ms", d.Milliseconds())
+		return nil
+	}
+	p.reloads.Add(1)
+	p.statMu.Lock()
+	p.lastReload = d
+	p.statMu.Unlock()
+	p.log.Info("reloaded", "changed", changed, "uplink", p.rc().target.addr, "duration_ms", float64(d.Microseconds())/1000)
+	return nil
+}
+
+func (p *Proxy) reload(ctx context.Context) ([]string, error) {
+	if p.loadConfig == nil {
+		return nil, &ConfigError{Err: errors.New("reload: no configuration file to read")}
+	}
+	cfg, err := p.loadConfig()
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	old := p.rc()
+	if cfg.Equal(old.cfg) {
+		return nil, nil
+	}
+	if err := config.ReloadRefusal(old.cfg, cfg); err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	if err := cfg.LoadTLS(); err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	switching := config.UplinkChanged(old.cfg, cfg)
+	gen := old.target.gen
+	if switching {
+		gen++
+		pctx, cancel := context.WithTimeout(ctx, cfg.ReadTimeLimit())
+		err := Prove(pctx, cfg)
+		cancel()
+		if err != nil {
+			return nil, &ConfigError{Err: fmt.Errorf("new uplink does not prove: %w", err)}
+		}
+	}
+	rc, err := buildRuntime(cfg, gen)
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
+	if !switching {
+		rc.target = old.target // same connections go on
+	}
+
+	p.mu.Lock()
+	prev := p.state
+	if prev != StateRunning && prev != StatePaused {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("reload: %w (%s)", ErrState, prev)
+	}
+	p.setState(StateReloading)
+	if switching {
+		p.closeGate()
+	}
+	p.mu.Unlock()
+
+	if switching && prev == StateRunning {
+		start := time.Now()
+		p.waitDrained(nil)
+		p.log.Info("paused for the switch", "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	}
+	p.rcp.Store(rc)
+	p.logMessages.Store(cfg.LogMessages)
+	p.forEachSession(func(s *session) {
+		if switching {
+			// Every client moves to the new uplink on its next command;
+			// no command can reach the old one any more.
+			if u := s.cur.Load(); u != nil {
+				u.conn.Close()
+			}
+		}
+		// Wake idle readers so a changed idle timeout applies at once.
+		s.conn.Conn.SetReadDeadline(time.Now())
+	})
+
+	p.mu.Lock()
+	p.setState(prev)
+	if prev == StateRunning {
+		p.openGate()
+	}
+	p.mu.Unlock()
+	return config.Diff(old.cfg, cfg), nil
+}

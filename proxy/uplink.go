@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"redis-proxy/config"
+	"redis-proxy/resp"
+)
+
+const ioBufSize = 4096
+
+// target is how to reach the uplink: one per configuration generation.
+type target struct {
+	gen  uint64
+	addr string
+	user string
+	pass string
+	tls  *tls.Config // nil: plain TCP
+}
+
+func newTarget(cfg *config.Config, gen uint64) (*target, error) {
+	tc, err := cfg.UplinkTLS()
+	if err != nil {
+		return nil, err
+	}
+	return &target{gen: gen, addr: cfg.Uplink.Addr, user: cfg.Uplink.User, pass: cfg.Uplink.Pass, tls: tc}, nil
+}
+
+// uplink is one client's connection to Redis. The request goroutine
+// writes to bw; the reply goroutine reads through r.
+type uplink struct {
+	conn  net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	r     *resp.Reader
+	gen   uint64
+	first uint64      // the session ring's tail when this uplink was handed over
+	dead  atomic.Bool // its read side failed: dial again before the next command
+}
+
+// replay is the session state a new uplink connection must be given.
+type replay struct {
+	db    int64
+	proto int64
+	name  string
+}
+
+// dial connects to t within ctx and prepares the connection: AUTH with the
+// uplink credentials, then HELLO, SELECT and CLIENT SETNAME as st says,
+// all pipelined in one round trip. in, when not nil, reads the connection
+// (the session's deadline-keeping wrapper).
+func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) net.Conn) (*uplink, error) {
+	d := net.Dialer{KeepAlive: 15 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return nil, err
+	}
+	if t.tls != nil {
+		tc := tls.Client(conn, t.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	rconn := conn
+	if wrap != nil {
+		rconn = wrap(conn)
+	}
+	u := &uplink{
+		conn: conn,
+		br:   bufio.NewReaderSize(rconn, ioBufSize),
+		bw:   bufio.NewWriterSize(conn, ioBufSize),
+		gen:  t.gen,
+	}
+	u.r = resp.NewReader(u.br)
+	if err := u.prepare(t, st); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return u, nil
+}
+
+// prepare sends AUTH, HELLO, SELECT, CLIENT SETNAME as needed and checks
+// every reply.
+func (u *uplink) prepare(t *target, st replay) error {
+	var b []byte
+	var sent []string
+	add := func(args ...string) {
+		b = resp.AppendCommand(b, args...)
+		sent = append(sent, args[0])
+	}
+	switch {
+	case t.user != "":
+		add("AUTH", t.user, t.pass)
+	case t.pass != "":
+		add("AUTH", t.pass)
+	}
+	if st.proto == 3 {
+		add("HELLO", "3")
+	}
+	if st.db != 0 {
+		add("SELECT", strconv.FormatInt(st.db, 10))
+	}
+	if st.name != "" {
+		add("CLIENT", "SETNAME", st.name)
+	}
+	if len(sent) == 0 {
+		return nil
+	}
+	if _, err := u.bw.Write(b); err != nil {
+		return err
+	}
+	if err := u.bw.Flush(); err != nil {
+		return err
+	}
+	var first error
+	for _, cmd := range sent {
+		rep, err := u.r.Forward(nil)
+		if err != nil {
+			return err
+		}
+		if rep.IsError() && first == nil {
+			first = fmt.Errorf("%s: %s", cmd, rep.Line)
+		}
+	}
+	return first
+}
+
+// errNotPong is a PING answered with something else than PONG.
+var errNotPong = errors.New("PING: unexpected reply")
+
+// Prove checks that cfg's uplink works: dial (TCP or TLS, with the
+// certificate checks configured), AUTH, PING, within ctx. It is the proof
+// used by -t and by reload; it does not touch any running proxy.
+func Prove(ctx context.Context, cfg *config.Config) error {
+	t, err := newTarget(cfg, 0)
+	if err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.ReadTimeLimit())
+		defer cancel()
+	}
+	u, err := t.dial(ctx, replay{}, nil)
+	if err != nil {
+		return fmt.Errorf("uplink %s: %w", cfg.Uplink.Addr, err)
+	}
+	defer u.conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		u.conn.SetDeadline(dl)
+	}
+	u.bw.Write(resp.AppendCommand(nil, "PING"))
+	if err := u.bw.Flush(); err != nil {
+		return fmt.Errorf("uplink %s: %w", cfg.Uplink.Addr, err)
+	}
+	rep, err := u.r.Forward(nil)
+	switch {
+	case err != nil:
+		return fmt.Errorf("uplink %s: %w", cfg.Uplink.Addr, err)
+	case rep.IsError():
+		return fmt.Errorf("uplink %s: PING: %s", cfg.Uplink.Addr, rep.Line)
+	case rep.Type != '+' || string(rep.Line) != "PONG":
+		return fmt.Errorf("uplink %s: %w", cfg.Uplink.Addr, errNotPong)
+	}
+	return nil
+}
