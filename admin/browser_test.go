@@ -1,0 +1,307 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"redis-proxy/proxy"
+)
+
+// TestBrowser drives the status page in headless Chromium through
+// chromedriver's W3C WebDriver HTTP API: pause and unpause with the
+// buttons, confirm the dialogs, watch the state badge, and save
+// screenshots (desktop and phone widths).
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: no browser")
+	}
+	for _, bin := range []string{"chromium", "chromedriver"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("CI=true and %s is not installed (apt-get install chromium chromium-driver): %v", bin, err)
+			}
+			t.Skipf("%s not on PATH (apt-get install chromium chromium-driver): %v", bin, err)
+		}
+	}
+	chromium, _ := exec.LookPath("chromium")
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		chromium = "/usr/bin/chromium"
+	}
+
+	f := newFake()
+	srv := httptest.NewServer(Handler(f, nil))
+	t.Cleanup(srv.Close)
+
+	d := startDriver(t, chromium)
+	d.post("/url", map[string]any{"url": srv.URL + "/"}, nil)
+
+	state := d.find("#state")
+	if have := d.text(state); have != "running" {
+		t.Fatalf("#state: have %q, want running", have)
+	}
+	// The nonce'd stylesheet applies: the badge is green.
+	var bg string
+	d.get("/element/"+state+"/css/background-color", &bg)
+	if bg != "rgba(26, 127, 55, 1)" && bg != "rgb(26, 127, 55)" {
+		t.Errorf("#state background: have %q, want the running green (is the CSP blocking the style?)", bg)
+	}
+
+	d.click("#btn-pause")
+	if msg := d.acceptAlert(); !strings.Contains(msg, "Pause the proxy?") {
+		t.Errorf("confirm text: %q", msg)
+	}
+	d.waitText("#state", "paused")
+	d.waitText("#result", `pause → HTTP 200  {"ok":true}`)
+	d.screenshot("admin-page-paused.png", 1200, 500)
+
+	d.click("#btn-unpause")
+	d.acceptAlert()
+	d.waitText("#state", "running")
+	d.waitText("#result", `unpause → HTTP 200  {"ok":true}`)
+
+	// Dismissing the confirmation sends nothing: the next command is the
+	// only one the controller sees.
+	calls := len(f.Calls())
+	d.click("#btn-reload")
+	d.post("/alert/dismiss", map[string]any{}, nil)
+	d.click("#btn-terminate-raw-connections")
+	d.acceptAlert()
+	d.waitText("#result", `terminate-raw-connections → HTTP 200  {"ok":true,"closed":0}`)
+	if have := f.Calls()[calls:]; len(have) != 1 || have[0] != "terminate-raw-connections" {
+		t.Errorf("after a dismissed reload: calls %q", have)
+	}
+
+	// A refused command shows its error, and the page refreshes on its
+	// own (every 2 s) without losing the result.
+	f.mu.Lock()
+	f.errs["reload"] = &proxy.ConfigError{Err: errors.New(`config.json: uplink.addr: required`)}
+	f.mu.Unlock()
+	d.click("#btn-reload")
+	d.acceptAlert()
+	d.waitText("#result", `reload → HTTP 400  {"ok":false,"error":"config.json: uplink.addr: required"}`)
+	f.setState(proxy.StateReloading)
+	f.mu.Lock()
+	f.st.Clients = 1234567
+	f.mu.Unlock()
+	d.waitText("#state", "reloading")
+	d.waitText("#clients", "1234567")
+	d.waitText("#result", `reload → HTTP 400`)
+	f.setState(proxy.StateRunning)
+	d.waitText("#state", "running")
+
+	d.screenshot("admin-page.png", 1200, 1100)
+	d.screenshot("admin-page-phone.png", 390, 844)
+}
+
+// driver is a WebDriver session on a chromedriver this test started.
+type driver struct {
+	t       *testing.T
+	base    string // http://127.0.0.1:port/session/id
+	client  *http.Client
+	timeout time.Duration // for every wait
+}
+
+func startDriver(t *testing.T, chromium string) *driver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	var logs bytes.Buffer
+	cmd := exec.Command("chromedriver", "--port="+strconv.Itoa(port), "--allowed-ips=127.0.0.1")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // chromium joins our group
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		// Only the group this test made: chromedriver and its browser.
+		syscall.Kill(-pid, syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("chromedriver output:\n%s", logs.String())
+		}
+	})
+
+	d := &driver{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), client: &http.Client{Timeout: 30 * time.Second}, timeout: 15 * time.Second}
+	deadline := time.Now().Add(d.timeout)
+	for {
+		var st struct{ Ready bool }
+		if err := d.call("GET", "/status", nil, &st); err == nil && st.Ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chromedriver not ready after %v", d.timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	var session struct{ SessionID string }
+	err = d.call("POST", "/session", map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
+		"goog:chromeOptions": map[string]any{
+			"binary": chromium,
+			"args": []string{"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+				"--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+				"--disable-sync", "--user-data-dir=" + t.TempDir(), "--window-size=1200,1100"},
+		},
+	}}}, &session)
+	if err != nil {
+		t.Fatalf("new session: %v", err)
+	}
+	d.base += "/session/" + session.SessionID
+	t.Cleanup(func() { d.call("DELETE", "", nil, nil) })
+	return d
+}
+
+// call sends one WebDriver command and decodes its "value" into out.
+func (d *driver) call(method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, d.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := d.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var r struct{ Value json.RawMessage }
+	if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+		return fmt.Errorf("%s %s: %d, %v", method, path, res.StatusCode, err)
+	}
+	if res.StatusCode != 200 {
+		var e struct{ Error, Message string }
+		json.Unmarshal(r.Value, &e)
+		return fmt.Errorf("%s %s: %s: %.300s", method, path, e.Error, e.Message)
+	}
+	if out != nil {
+		return json.Unmarshal(r.Value, out)
+	}
+	return nil
+}
+
+func (d *driver) post(path string, in, out any) {
+	d.t.Helper()
+	if err := d.call("POST", path, in, out); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+func (d *driver) get(path string, out any) {
+	d.t.Helper()
+	if err := d.call("GET", path, nil, out); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// screenshot saves a PNG of the page at the given window size in the
+// test's temp dir and in os.TempDir() (to look at after the test).
+func (d *driver) screenshot(name string, width, height int) {
+	d.t.Helper()
+	d.post("/window/rect", map[string]any{"width": width, "height": height}, nil)
+	var b64 string
+	d.get("/screenshot", &b64)
+	png, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		d.t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	for _, p := range []string{filepath.Join(d.t.TempDir(), name), filepath.Join(os.TempDir(), name)} {
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			d.t.Error(err)
+		}
+	}
+	d.t.Logf("screenshot: %s (%dx%d)", filepath.Join(os.TempDir(), name), width, height)
+}
+
+// find returns the element id of the CSS selector's first match.
+func (d *driver) find(css string) string {
+	d.t.Helper()
+	var el map[string]string
+	d.post("/element", map[string]any{"using": "css selector", "value": css}, &el)
+	return el["element-6066-11e4-a52e-4f735466cecf"]
+}
+
+func (d *driver) text(el string) string {
+	d.t.Helper()
+	var s string
+	d.get("/element/"+el+"/text", &s)
+	return s
+}
+
+func (d *driver) click(css string) {
+	d.t.Helper()
+	d.post("/element/"+d.find(css)+"/click", map[string]any{}, nil)
+}
+
+// acceptAlert waits for a dialog, accepts it and returns its text.
+func (d *driver) acceptAlert() string {
+	d.t.Helper()
+	var msg string
+	d.wait("an alert", func() bool { return d.call("GET", "/alert/text", nil, &msg) == nil })
+	d.post("/alert/accept", map[string]any{}, nil)
+	return msg
+}
+
+// waitText waits until the element's text contains want.
+func (d *driver) waitText(css, want string) {
+	d.t.Helper()
+	el := d.find(css)
+	var have string
+	ok := d.poll(func() bool {
+		have = d.text(el)
+		return strings.Contains(have, want)
+	})
+	if !ok {
+		d.t.Fatalf("%s: have %q, want %q within %v", css, have, want, d.timeout)
+	}
+}
+
+func (d *driver) wait(what string, cond func() bool) {
+	d.t.Helper()
+	if !d.poll(cond) {
+		d.t.Fatalf("no %s within %v", what, d.timeout)
+	}
+}
+
+// poll checks cond until it holds or d.timeout passes: the browser is
+// another process, and WebDriver has no way to wait for a DOM change.
+func (d *driver) poll(cond func() bool) bool {
+	deadline := time.Now().Add(d.timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}

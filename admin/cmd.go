@@ -1,0 +1,103 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"redis-proxy/proxy"
+)
+
+const (
+	// maxCmdBody bounds a /cmd/ request body.
+	maxCmdBody = 64 << 10
+	// cmdTimeout bounds pause and reload as seen from /cmd/. The proxy
+	// bounds them itself (read_time_limit_ms); this is a backstop, shorter
+	// than the server's WriteTimeout so that the reply still gets out.
+	cmdTimeout = 4 * time.Minute
+)
+
+// commands are the values of cmd, in the order the page shows them.
+var commands = []string{"pause", "pause-async", "unpause", "reload", "reload-async", "terminate-raw-connections"}
+
+// parseForm reads the query and an urlencoded or multipart body into r.Form.
+func parseForm(r *http.Request) error {
+	if err := r.ParseForm(); err != nil {
+		return err
+	}
+	if err := r.ParseMultipartForm(maxCmdBody); !errors.Is(err, http.ErrNotMultipart) {
+		return err
+	}
+	return nil
+}
+
+func cmdMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	writeJSON(w, http.StatusMethodNotAllowed, reply{Error: "use POST with cmd=" + strings.Join(commands, "|")})
+}
+
+// cmd runs one command of CONTRACT.md section 5 and answers
+// {"ok": true} (200) or {"ok": false, "error": ...} with 400 (bad request,
+// or a config that does not prove), 409 (not possible in this state) or 500.
+func (h *handler) cmd(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxCmdBody)
+	if err := parseForm(r); err != nil {
+		writeJSON(w, http.StatusBadRequest, reply{Error: "bad form: " + err.Error()})
+		return
+	}
+	valid := "valid: " + strings.Join(commands, ", ")
+	var name string
+	switch vs := r.Form["cmd"]; len(vs) {
+	case 0:
+		writeJSON(w, http.StatusBadRequest, reply{Error: "missing cmd; " + valid})
+		return
+	case 1:
+		name = vs[0]
+	default:
+		writeJSON(w, http.StatusBadRequest, reply{Error: "cmd given more than once; " + valid})
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), cmdTimeout)
+	defer cancel()
+	start := time.Now()
+	var closed *int
+	var err error
+	switch name {
+	case "pause":
+		err = h.c.Pause(ctx)
+	case "pause-async":
+		err = h.c.PauseAsync()
+	case "unpause":
+		err = h.c.Unpause()
+	case "reload":
+		err = h.c.Reload(ctx)
+	case "reload-async":
+		err = h.c.ReloadAsync()
+	case "terminate-raw-connections":
+		n := h.c.TerminateRawConnections()
+		closed = &n
+	default:
+		writeJSON(w, http.StatusBadRequest, reply{Error: fmt.Sprintf("unknown cmd %.40q; %s", name, valid)})
+		return
+	}
+	log := h.log.With("cmd", name, "remote", r.RemoteAddr, "duration_ms", time.Since(start).Milliseconds())
+	if err == nil {
+		log.Info("admin: command done")
+		writeJSON(w, http.StatusOK, reply{OK: true, Closed: closed})
+		return
+	}
+	log.Warn("admin: command failed", "err", err)
+	code := http.StatusInternalServerError
+	var cerr *proxy.ConfigError
+	switch {
+	case errors.As(err, &cerr):
+		code = http.StatusBadRequest
+	case errors.Is(err, proxy.ErrState):
+		code = http.StatusConflict
+	}
+	writeJSON(w, code, reply{Error: err.Error()})
+}
