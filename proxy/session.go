@@ -127,6 +127,10 @@ func (s *session) serve() {
 	var wg sync.WaitGroup
 	start := time.Now()
 	err := s.handshake()
+	s.conn.lastRead = s.p.now()
+	if idle := s.p.rc().idle; idle > 0 {
+		s.conn.Conn.SetReadDeadline(time.Now().Add(idle))
+	}
 	if err == nil {
 		s.log.Info("client connected")
 		wg.Add(1)
