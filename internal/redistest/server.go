@@ -54,7 +54,8 @@ type Options struct {
 	// temporary directory, removed by Stop.
 	Dir string
 	// Stdout, if set, receives a copy of the server's output (stdout and
-	// stderr), line by line.
+	// stderr), line by line, from another goroutine; writes end before
+	// Stop or Kill returns (and start again with Restart).
 	Stdout io.Writer
 }
 
