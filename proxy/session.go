@@ -73,6 +73,7 @@ type session struct {
 	upCh      chan handoff
 	cur       atomic.Pointer[uplink] // for closing from outside
 	units     atomic.Int32           // pause units in flight: a command, or a MULTI block
+	ended     int32                  // units whose replies await the next flush (reply goroutine, under outMu)
 	inMultiA  atomic.Bool            // inside MULTI, for the pause's straggler check
 
 	// The request goroutine's own state.
@@ -275,7 +276,7 @@ func (s *session) reply(b []byte) error {
 	}
 	s.outMu.Lock()
 	s.cw.Write(b)
-	err := s.cw.Flush()
+	err := s.flushOut()
 	s.outMu.Unlock()
 	if s.p.logMessages.Load() {
 		s.log.Info("reply", "reply", truncate(string(b), 200), "local", true)
@@ -869,14 +870,14 @@ func (s *session) pump(u *uplink) error {
 	locked := false
 	defer func() {
 		if locked {
-			s.cw.Flush()
+			s.flushOut()
 			s.outMu.Unlock()
 		}
 	}()
 	for {
 		if u.r.Buffered() == 0 {
 			if locked {
-				err := s.cw.Flush()
+				err := s.flushOut()
 				locked = false
 				s.outMu.Unlock()
 				if err != nil {
@@ -961,8 +962,22 @@ func (s *session) answered(rec *record, rep resp.Reply) {
 	}
 	s.stats.observe(s.replyAt - rec.sent)
 	if rec.flags&flagEndsUnit != 0 {
-		s.leaveUnit()
+		s.ended++
 	}
+}
+
+// flushOut flushes the client writer (under outMu); the units whose
+// replies it carried are over only then: a pause completes once its
+// replies have reached the clients.
+func (s *session) flushOut() error {
+	err := s.cw.Flush()
+	if n := s.ended; n > 0 {
+		s.ended = 0
+		if s.units.Add(-n) == 0 {
+			s.p.unitDone()
+		}
+	}
+	return err
 }
 
 // answerUntil answers every record before seq with the error msg.
@@ -980,11 +995,11 @@ func (s *session) answerUntil(seq uint64, msg string) {
 		}
 		s.stats.errors.Add(1)
 		if rec.flags&flagEndsUnit != 0 {
-			s.leaveUnit()
+			s.ended++
 		}
 		s.q.pop()
 	}
-	s.cw.Flush()
+	s.flushOut()
 }
 
 // timeLimit disconnects a client whose command outlived read_time_limit_ms.
