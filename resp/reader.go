@@ -70,7 +70,10 @@ type Reader struct {
 	bodyEnd bool  // the current bulk's CRLF is still unread
 
 	args     int      // arguments left in the current command
+	held     bool     // Arg refused the current argument (ErrArgTooLong): its header is read, not its payload
+	heldLen  int64    // that argument's payload length
 	inline   [][]byte // the current inline command's arguments (left to read)
+	inlines  [][]byte // inline's backing array: inline is sliced from the front
 	line     []byte   // scratch for lines longer than the bufio buffer
 	scratch  []byte   // scratch for inline unquoting and long arguments
 	stack    []int64  // aggregate nesting for Forward
@@ -92,17 +95,39 @@ func (r *Reader) Limits() Limits { return r.lim }
 
 // Buffered reports how many bytes can be read without blocking. A proxy
 // flushes its output when this is 0: nothing more of the batch is waiting.
-func (r *Reader) Buffered() int { return r.br.Buffered() - r.skip }
+// Bytes of the current value or argument that are still to be drained
+// (a payload left unread) do not count: they are not a next value.
+func (r *Reader) Buffered() int {
+	n := int64(r.br.Buffered() - r.skip)
+	pending := r.body
+	if r.bodyEnd {
+		pending += 2
+	}
+	if r.held {
+		pending += r.heldLen + 2
+	}
+	if pending >= n {
+		return 0
+	}
+	return int(n - pending)
+}
 
 // Reset discards all state and reads from br from now on.
 func (r *Reader) Reset(br *bufio.Reader) {
 	r.br = br
-	r.skip, r.body, r.bodyEnd, r.args, r.inline = 0, 0, false, 0, r.inline[:0]
+	r.skip, r.body, r.bodyEnd, r.args, r.inline = 0, 0, false, 0, nil
+	r.held, r.heldLen = false, 0
 }
 
 // settle finishes what the previous call left: a peeked argument, an
-// unread bulk payload and its CRLF.
+// argument Arg refused (ErrArgTooLong) and nobody streamed, an unread bulk
+// payload and its CRLF.
 func (r *Reader) settle() error {
+	if r.held {
+		r.held = false
+		r.args--
+		r.body, r.bodyEnd = r.heldLen, true
+	}
 	if r.skip > 0 {
 		n := r.skip
 		r.skip = 0

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"io"
+	"slices"
 )
 
 // Header is one RESP value's first line, as Next returns it.
@@ -211,33 +212,37 @@ func (r *Reader) readValue(depth int) (Value, error) {
 	if err != nil {
 		return Value{}, err
 	}
+	// Attributes before the value, in a loop: a recursion at the same
+	// depth let a stream of "|0\r\n" grow the goroutine stack without
+	// bound, past MaxDepth's reach.
 	var attrs []Value
-	if h.Type == '|' {
+	for h.Type == '|' {
 		for i := int64(0); i < h.Elems(); i++ {
 			a, err := r.readValue(depth + 1)
 			if err != nil {
-				return Value{}, err
+				return Value{}, unexpected(err)
 			}
 			attrs = append(attrs, a)
 		}
-		v, err := r.readValue(depth)
-		v.Attrs = attrs
-		return v, err
+		if h, err = r.Next(); err != nil {
+			return Value{}, unexpected(err)
+		}
 	}
-	v := Value{Type: h.Type, Int: h.Len, Null: h.Type == '_' || h.Len == -1 && (h.Type == '$' || h.Type == '*')}
+	v := Value{Type: h.Type, Int: h.Len, Attrs: attrs, Null: h.Type == '_' || h.Len == -1 && (h.Type == '$' || h.Type == '*')}
 	switch {
 	case h.IsAggregate():
 		v.Int = 0
 		for i := int64(0); i < h.Elems(); i++ {
 			e, err := r.readValue(depth + 1)
 			if err != nil {
-				return Value{}, err
+				// The stream ending between two elements cuts this
+				// value: not the clean io.EOF of an element's own Next.
+				return Value{}, unexpected(err)
 			}
 			v.Elems = append(v.Elems, e)
 		}
 	case r.bodyEnd:
-		v.Str = make([]byte, h.Len)
-		if _, err := io.ReadFull(r.Body(), v.Str); err != nil {
+		if v.Str, err = readBody(r.Body(), h.Len); err != nil {
 			return Value{}, err
 		}
 		if err := r.readCRLF(nil); err != nil {
@@ -245,9 +250,34 @@ func (r *Reader) readValue(depth int) (Value, error) {
 		}
 	default:
 		v.Str = append([]byte(nil), h.Line...)
-		if h.Type != ':' {
+		if h.Type != ':' && h.Type != '$' { // $-1 keeps Int -1, as documented
 			v.Int = 0
 		}
 	}
 	return v, nil
+}
+
+// readBody reads an n-byte payload, growing the slice with the data that
+// arrives rather than with the declared length: "$536870912\r\n" followed
+// by nothing must not allocate 512 MiB (it used to, at once).
+func readBody(src io.Reader, n int64) ([]byte, error) {
+	b := make([]byte, 0, min(n, 4096))
+	for int64(len(b)) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, int(min(n-int64(len(b)), int64(len(b)))))
+		}
+		end := cap(b)
+		if left := n - int64(len(b)); int64(end-len(b)) > left {
+			end = len(b) + int(left)
+		}
+		k, err := src.Read(b[len(b):end])
+		b = b[:len(b)+k]
+		if err != nil && int64(len(b)) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return b, nil
 }

@@ -68,10 +68,15 @@ func (r *Reader) Args() int { return r.args }
 
 // Arg reads the current command's next argument whole. The slice is valid
 // until the next call. An argument longer than Limits.MaxArgBuf gives
-// ErrArgTooLong; it then counts as read.
+// ErrArgTooLong and stays the current argument, unread: CopyArg streams it
+// (its "$<len>" header included), SkipArgs or the next ReadCommand skips
+// it, and Arg gives ErrArgTooLong again.
 func (r *Reader) Arg() ([]byte, error) {
 	if r.args == 0 {
 		return nil, errNoArg
+	}
+	if r.held {
+		return nil, ErrArgTooLong
 	}
 	if err := r.settle(); err != nil {
 		return nil, err
@@ -87,7 +92,11 @@ func (r *Reader) Arg() ([]byte, error) {
 		return nil, err
 	}
 	if n > int64(r.lim.MaxArgBuf) {
-		r.body, r.bodyEnd = n, true
+		// Keep it current, as ErrArgTooLong promises: the proxy can still
+		// forward it with CopyArg. (It used to count as read, so that a
+		// CopyArg after ErrArgTooLong sent the next argument instead.)
+		r.args++
+		r.held, r.heldLen = true, n
 		return nil, ErrArgTooLong
 	}
 	if int(n)+2 <= r.br.Size() {
@@ -122,29 +131,47 @@ func (r *Reader) CopyArg(w io.Writer) error {
 	if r.args == 0 {
 		return errNoArg
 	}
-	if err := r.settle(); err != nil {
-		return err
-	}
-	r.args--
-	if len(r.inline) > 0 {
-		a := r.inline[0]
-		r.inline = r.inline[1:]
-		r.line = AppendBulk(r.line[:0], a)
-		if _, err := w.Write(r.line); err != nil {
-			return &WriteError{Err: err}
+	var line []byte
+	if r.held {
+		// Arg refused this argument (ErrArgTooLong) after reading its
+		// header: write the header again. parseInt accepts only the
+		// canonical spelling of a length, so these are the bytes that
+		// came in.
+		r.held = false
+		r.args--
+		r.line = append(formatInt(append(r.line[:0], '$'), r.heldLen), '\r', '\n')
+		line = r.line
+		r.body, r.bodyEnd = r.heldLen, true
+	} else {
+		if err := r.settle(); err != nil {
+			return err
 		}
-		return nil
-	}
-	n, line, err := r.bulkHeader()
-	if err != nil {
-		return err
+		r.args--
+		if len(r.inline) > 0 {
+			a := r.inline[0]
+			r.inline = r.inline[1:]
+			r.line = AppendBulk(r.line[:0], a)
+			if _, err := w.Write(r.line); err != nil {
+				return &WriteError{Err: err}
+			}
+			return nil
+		}
+		n, l, err := r.bulkHeader()
+		if err != nil {
+			return err
+		}
+		// The payload is pending before anything is written: after a
+		// write failure the next call drains it and the reader stays in
+		// step with the stream (it used to parse the payload as the next
+		// header).
+		line = l
+		r.body, r.bodyEnd = n, true
 	}
 	if _, err := w.Write(line); err != nil {
 		return &WriteError{Err: err}
 	}
-	r.bodyEnd = true
-	if err := r.copyBody(w, n); err != nil {
-		return unexpected(err)
+	if err := r.copyBody(w, r.body); err != nil {
+		return err
 	}
 	return r.readCRLF(w)
 }
@@ -155,18 +182,23 @@ func (r *Reader) SkipArgs() error {
 		r.inline = r.inline[:0]
 		r.args = 0
 	}
+	// settle first: it also skips an argument Arg refused, which counts
+	// in r.args.
+	if err := r.settle(); err != nil {
+		return err
+	}
 	for r.args > 0 {
-		if err := r.settle(); err != nil {
-			return err
-		}
 		r.args--
 		n, _, err := r.bulkHeader()
 		if err != nil {
 			return err
 		}
 		r.body, r.bodyEnd = n, true
+		if err := r.settle(); err != nil {
+			return err
+		}
 	}
-	return r.settle()
+	return nil
 }
 
 // bulkHeader reads a request argument's "$<len>\r\n" line, with Redis's
@@ -211,6 +243,9 @@ func (r *Reader) readInline() (int, error) {
 		}
 		return 0, err
 	}
+	if bytes.IndexByte(line, 0) >= 0 {
+		return 0, r.discardInline(len(line))
+	}
 	line = line[:len(line)-1]
 	if n := len(line); n > 0 && line[n-1] == '\r' {
 		line = line[:n-1]
@@ -220,6 +255,28 @@ func (r *Reader) readInline() (int, error) {
 	}
 	r.args = len(r.inline)
 	return r.args, nil
+}
+
+// discardInline handles an inline request with a NUL byte before its
+// "\n". Redis finds the end of an inline request with strchr, which stops
+// at the NUL: it never sees this line end, nor anything sent after it, and
+// waits until more than 64 KiB are pending, then answers "too big inline
+// request" (checked against redis-server 7.0). A proxy must not run a
+// command Redis would never run, so it does the same: it drops the input,
+// in constant memory, until that limit or the end of the stream. seen is
+// what the request already took.
+func (r *Reader) discardInline(seen int) error {
+	for seen <= r.lim.MaxLine {
+		if r.br.Buffered() == 0 {
+			if _, err := r.br.Peek(1); err != nil {
+				return unexpected(err)
+			}
+		}
+		k := min(r.br.Buffered(), r.lim.MaxLine+1-seen)
+		r.br.Discard(k)
+		seen += k
+	}
+	return protoErr("too big inline request")
 }
 
 func isSpace(c byte) bool {
@@ -243,21 +300,22 @@ func unhex(c byte) (byte, bool) {
 // \xHH escapes; 'single quotes' take \'; a closing quote must be followed
 // by a blank or the end of the line.
 func (r *Reader) splitInline(line []byte) error {
-	// Redis splits a C string: a NUL byte ends the line.
-	if i := bytes.IndexByte(line, 0); i >= 0 {
-		line = line[:i]
-	}
+	// line holds no NUL byte: readInline dealt with those.
 	if cap(r.scratch) < len(line) {
 		r.scratch = make([]byte, 0, len(line))
 	}
 	buf := r.scratch[:0] // never grows: unquoting only shrinks
-	r.inline = r.inline[:0]
+	// Append to the kept backing array: reading arguments slices r.inline
+	// from the front, and reusing that slice lost a little capacity with
+	// every inline command (an allocation every few commands).
+	r.inlines, r.inline = r.inlines[:0], nil
 	i := 0
 	for {
 		for i < len(line) && isSpace(line[i]) {
 			i++
 		}
 		if i == len(line) {
+			r.inline = r.inlines
 			return nil
 		}
 		start := len(buf)
@@ -336,7 +394,7 @@ func (r *Reader) splitInline(line []byte) error {
 				}
 			}
 		}
-		r.inline = append(r.inline, buf[start:len(buf):len(buf)])
+		r.inlines = append(r.inlines, buf[start:len(buf):len(buf)])
 	}
 }
 
