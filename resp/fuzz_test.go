@@ -1,0 +1,229 @@
+package resp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime/metrics"
+	"testing"
+)
+
+// tinyLimits make small inputs reach every limit.
+var tinyLimits = Limits{MaxBulk: 100, MaxCount: 10, MaxLine: 40, MaxDepth: 4, MaxArgBuf: 5}
+
+// heapAllocated is the bytes allocated so far by the whole process; cheap
+// enough to read at every fuzz execution (no stop-the-world).
+func heapAllocated() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// checkAllocBound fails if the input cost more memory than a bound in
+// its own size: no allocation may follow a length the input declares.
+func checkAllocBound(t *testing.T, in []byte, before uint64) {
+	t.Helper()
+	if alloc, bound := heapAllocated()-before, uint64(1<<20+512*len(in)); alloc > bound {
+		t.Fatalf("%d bytes of input allocated %d bytes (bound %d)", len(in), alloc, bound)
+	}
+}
+
+// wantStreamErr fails unless err is one a reader may end with.
+func wantStreamErr(t *testing.T, what string, err error) {
+	t.Helper()
+	var pe *ProtocolError
+	if err != io.EOF && err != io.ErrUnexpectedEOF && !errors.As(err, &pe) {
+		t.Fatalf("%s: unexpected error %v (%T)", what, err, err)
+	}
+}
+
+func FuzzReader(f *testing.F) {
+	for _, tt := range replyTests {
+		f.Add([]byte(tt.in))
+		f.Add([]byte(tt.in + tt.in[:len(tt.in)/2]))
+	}
+	for _, tt := range badReplies {
+		f.Add([]byte(tt.in))
+	}
+	rnd := rand.New(rand.NewPCG(99, 100))
+	for range 20 {
+		f.Add(genReply(rnd, genReply(rnd, nil, 0), 0))
+	}
+	for _, in := range []string{
+		"$536870912\r\n", "$536870912\r\nabc", "*2147483647\r\n", "%2147483647\r\n:1\r\n",
+		"|2147483647\r\n", "=536870912\r\ntxt:", "!536870912\r\n", "|0\r\n|0\r\n|0\r\n+OK\r\n",
+		"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", "$3\r\nbar\r\n+OK\r\n",
+	} {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		before := heapAllocated()
+		values, fwdErr := checkForward(t, in, 16, DefaultLimits)
+		if _, err := checkForward(t, in, 4096, DefaultLimits); err.Error() != fwdErr.Error() {
+			t.Fatalf("Forward through 16 and 4096 bytes: have %v and %v", fwdErr, err)
+		}
+		checkForward(t, in, 16, tinyLimits)
+		checkReadValue(t, in, values, fwdErr)
+		checkNext(t, in)
+		checkAllocBound(t, in, before)
+	})
+}
+
+// checkForward forwards every value of in and checks that what it writes
+// is exactly what it consumed. It returns the bytes of each complete
+// value and the error that ended the stream.
+func checkForward(t *testing.T, in []byte, size int, lim Limits) ([][]byte, error) {
+	t.Helper()
+	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), size))
+	r.SetLimits(lim)
+	var out bytes.Buffer
+	var values [][]byte
+	consumed := 0
+	for {
+		rep, err := r.Forward(&out)
+		if !bytes.HasPrefix(in, out.Bytes()) {
+			t.Fatalf("Forward wrote %q: not a prefix of the input", out.Bytes())
+		}
+		if err != nil {
+			wantStreamErr(t, "Forward", err)
+			if err == io.EOF && (rep.N != 0 || consumed != len(in)) {
+				t.Fatalf("io.EOF with N %d after %d of %d bytes", rep.N, consumed, len(in))
+			}
+			return values, err
+		}
+		if rep.N <= 0 || out.Len() != consumed+int(rep.N) {
+			t.Fatalf("Forward: have N %d and %d bytes written, want N > 0 and %d written", rep.N, out.Len(), consumed+int(rep.N))
+		}
+		values = append(values, in[consumed:out.Len()])
+		consumed = out.Len()
+	}
+}
+
+// checkReadValue reads the same values with ReadValue: as many as Forward,
+// each encoding back to its bytes (unless it holds attributes, which
+// ReadValue may merge or drop), and the same final error.
+func checkReadValue(t *testing.T, in []byte, values [][]byte, fwdErr error) {
+	t.Helper()
+	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), 16))
+	for i := 0; ; i++ {
+		v, err := r.ReadValue()
+		if err != nil {
+			if i != len(values) || err.Error() != fwdErr.Error() {
+				t.Fatalf("ReadValue: %v after %d values; Forward: %v after %d", err, i, fwdErr, len(values))
+			}
+			return
+		}
+		if i >= len(values) {
+			t.Fatalf("ReadValue read value %d, %s, Forward stopped at %v", i, show(v), fwdErr)
+		}
+		if enc := encode(nil, v); !bytes.Equal(enc, values[i]) && !bytes.Contains(values[i], []byte("|")) {
+			t.Fatalf("value %d: Forward moved %q, ReadValue encodes as %q", i, values[i], enc)
+		}
+	}
+}
+
+// checkNext walks the values with Next, reading half of each payload.
+func checkNext(t *testing.T, in []byte) {
+	t.Helper()
+	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), 16))
+	var err error
+	for steps := 0; err == nil; steps++ {
+		var h Header
+		if h, err = r.Next(); err != nil {
+			break
+		}
+		if h.Len > 0 && (h.Type == '$' || h.Type == '!' || h.Type == '=') {
+			_, err = io.CopyN(io.Discard, r.Body(), h.Len/2)
+		}
+		if steps > len(in) {
+			t.Fatalf("Next: %d values from %d bytes", steps, len(in))
+		}
+	}
+	wantStreamErr(t, "Next", err)
+}
+
+func FuzzCommand(f *testing.F) {
+	for _, tt := range commandTests {
+		f.Add([]byte(tt.in))
+	}
+	for _, tt := range badCommands {
+		f.Add([]byte(tt.in))
+	}
+	rnd := rand.New(rand.NewPCG(101, 102))
+	for range 10 {
+		f.Add(multibulk(genCommand(rnd), genCommand(rnd)))
+	}
+	for range 10 {
+		f.Add(append(genInlineLine(rnd), "\r\n"...))
+	}
+	for _, in := range []string{
+		"*1\r\n$536870912\r\n", "*2147483647\r\n", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\nabc",
+		"*11\r\n", "*1\r\n$16385\r\n", "PING\r\n*0\r\n*-1\r\n\r\n", `SET "a\x00b" 'c\'d'` + "\n",
+		"ECHO a\x00b\r\n", fmt.Sprintf("*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n", 70, bytes.Repeat([]byte("x"), 70)),
+	} {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		before := heapAllocated()
+		checkCommands(t, in)
+		// The inline splitter against Redis's own, on the first line.
+		line := in
+		if i := bytes.IndexAny(line, "\n\x00"); i >= 0 {
+			line = line[:i]
+		}
+		checkSplit(t, newTestReader(""), line)
+		checkAllocBound(t, in, before)
+	})
+}
+
+func checkCommands(t *testing.T, in []byte) {
+	t.Helper()
+	read := func(in []byte, size int, lim Limits) ([][]string, error) {
+		r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), size))
+		r.SetLimits(lim)
+		cmds, err := readCommands(t, r)
+		wantStreamErr(t, "ReadCommand", err)
+		return cmds, err
+	}
+	cmds, err := read(in, 16, DefaultLimits)
+	// The same through a large buffer, and with arguments refused by Arg
+	// and streamed with CopyArg.
+	smallArgs := DefaultLimits
+	smallArgs.MaxArgBuf = 3
+	for _, c := range []struct {
+		size int
+		lim  Limits
+	}{{4096, DefaultLimits}, {16, smallArgs}} {
+		if cmds2, err2 := read(in, c.size, c.lim); !equalCommands(cmds2, cmds) || err2.Error() != err.Error() {
+			t.Fatalf("buffer %d, MaxArgBuf %d: have %q, %v; want %q, %v", c.size, c.lim.MaxArgBuf, cmds2, err2, cmds, err)
+		}
+	}
+	// CopyArg re-encodes the same commands, and they parse back.
+	out, complete, err2 := copyCommands(NewReader(bufio.NewReaderSize(bytes.NewReader(in), 16)))
+	if err2.Error() != err.Error() {
+		t.Fatalf("CopyArg ended with %v, Arg with %v", err2, err)
+	}
+	if want := multibulk(cmds...); !bytes.Equal(out[:complete], want) {
+		t.Fatalf("CopyArg wrote %q, want %q", out[:complete], want)
+	}
+	again, err3 := read(out[:complete], 16, DefaultLimits)
+	if err3 != io.EOF || !equalCommands(again, cmds) {
+		t.Fatalf("re-encoded commands parse as %q, %v; want %q", again, err3, cmds)
+	}
+	// Before authentication: never a panic, and no more than 10 arguments.
+	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), 16))
+	r.SetLimits(UnauthenticatedLimits)
+	for {
+		n, err := r.ReadCommand()
+		if err != nil {
+			wantStreamErr(t, "ReadCommand", err)
+			break
+		}
+		if n > 10 && len(r.inline) == 0 {
+			t.Fatalf("unauthenticated multibulk of %d arguments", n)
+		}
+	}
+}
