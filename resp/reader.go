@@ -98,6 +98,9 @@ func (r *Reader) Limits() Limits { return r.lim }
 // Bytes of the current value or argument that are still to be drained
 // (a payload left unread) do not count: they are not a next value.
 func (r *Reader) Buffered() int {
+	if r.br == nil {
+		return 0 // detached
+	}
 	n := int64(r.br.Buffered() - r.skip)
 	pending := r.body
 	if r.bodyEnd {
