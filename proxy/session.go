@@ -244,7 +244,6 @@ func (s *session) readFailed(err error) error {
 	var pe *resp.ProtocolError
 	switch {
 	case errors.As(err, &pe):
-		s.retireIfPartial()
 		s.reply(resp.AppendError(s.hdr[:0], "ERR "+pe.Error()))
 		return err
 	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
@@ -255,12 +254,29 @@ func (s *session) readFailed(err error) error {
 	return err
 }
 
-// retireIfPartial drops the uplink connection when a command was cut
-// half-way through forwarding: the uplink's input is no longer whole.
-func (s *session) retireIfPartial() {
-	if s.cr.Args() > 0 && s.up != nil {
-		s.retire()
+// inputCut ends the session when the client's input failed (malformed,
+// or ended) half-way through a command already queued and partly
+// forwarded: Redis will never answer it, so the replies due before it are
+// delivered, then the protocol error as Redis gives it; the uplink
+// connection, which holds half a command, closes with the session.
+func (s *session) inputCut(err error) error {
+	var pe *resp.ProtocolError
+	if !errors.As(err, &pe) && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return err
 	}
+	s.flushUp()
+	if werr := s.q.waitHead(s.q.tail.Load()-1, s.done); werr != nil {
+		return werr
+	}
+	if pe == nil {
+		return io.EOF
+	}
+	s.stats.errors.Add(1)
+	s.outMu.Lock()
+	s.cw.Write(resp.AppendError(s.hdr[:0], "ERR "+pe.Error()))
+	s.flushOut()
+	s.outMu.Unlock()
+	return err
 }
 
 // reply writes one of the proxy's own replies after every reply due
@@ -414,11 +430,12 @@ func (s *session) forward(rec record) error {
 			var we *resp.WriteError
 			if errors.As(err, &we) {
 				if err := s.cr.SkipArgs(); err != nil {
+					s.retire()
 					return s.readFailed(err)
 				}
 				return s.uplinkWriteFailed(err)
 			}
-			return s.readFailed(err)
+			return s.inputCut(err)
 		}
 	}
 	if s.cr.Buffered() == 0 {
@@ -841,7 +858,7 @@ func (s *session) replies() {
 		var pe *resp.ProtocolError
 		switch {
 		case errors.Is(err, errTimeLimit):
-			s.timeLimit()
+			s.timeLimit(errors.Is(err, errCut))
 			return
 		case errors.As(err, &we):
 			s.close(fmt.Errorf("client write: %w", we.Err))
@@ -929,7 +946,7 @@ func (s *session) pump(u *uplink) error {
 
 func cutErr(rep resp.Reply, err error) error {
 	var we *resp.WriteError
-	if rep.N > 0 && !errors.As(err, &we) && !errors.Is(err, errTimeLimit) {
+	if rep.N > 0 && !errors.As(err, &we) {
 		return fmt.Errorf("%w: %w", errCut, err)
 	}
 	return err
@@ -1003,9 +1020,16 @@ func (s *session) answerUntil(seq uint64, msg string) {
 }
 
 // timeLimit disconnects a client whose command outlived read_time_limit_ms.
-func (s *session) timeLimit() {
+// When the limit fired in the middle of a reply (cut), part of it has
+// reached the client: the error cannot follow without completing the
+// value (an array would end with it), so the client is only closed.
+func (s *session) timeLimit(cut bool) {
 	s.p.timeLimitDisconnects.Add(1)
-	s.log.Warn("command exceeded read_time_limit_ms; disconnecting client", "limit_ms", s.p.rc().limit.Milliseconds())
+	s.log.Warn("command exceeded read_time_limit_ms; disconnecting client", "limit_ms", s.p.rc().limit.Milliseconds(), "mid_reply", cut)
+	if cut {
+		s.close(errTimeLimit)
+		return
+	}
 	s.outMu.Lock()
 	s.conn.final = true
 	s.cw.Write(resp.AppendError(nil, msgTimeLimit))
