@@ -23,7 +23,7 @@ import (
 
 // ringSize bounds the commands one client may have in flight; a deeper
 // pipeline waits for replies (and so does the client's TCP window).
-const ringSize = 128
+const ringSize = 32
 
 // drainMargin is added to read_time_limit_ms before a pause disconnects
 // the sessions still holding it (inside MULTI, or stuck on a slow client).

@@ -24,7 +24,7 @@ const (
 // record is one forwarded command awaiting its reply, in the order sent.
 type record struct {
 	sent  int64 // when it was forwarded, in proxy-clock nanoseconds
-	arg   int64
+	arg   int32
 	kind  uint8
 	flags uint8
 }

@@ -59,12 +59,13 @@ type session struct {
 	id     uint64
 	conn   *clientConn
 	remote string
-	log    *slog.Logger
 
-	cbr   *bufio.Reader
+	rawc  *sockWait // the client's socket when plain TCP: idle waits hold no buffer
+	cpre  preload
+	cbr   *bufio.Reader // nil while idle (pooled)
 	cr    *resp.Reader
-	outMu sync.Mutex // guards cw
-	cw    *bufio.Writer
+	outMu sync.Mutex    // guards cw
+	cw    *bufio.Writer // nil between batches (pooled); see out
 	q     *ring
 
 	done      chan struct{}
@@ -110,10 +111,11 @@ func (p *Proxy) newSession(conn net.Conn) *session {
 		st:     replay{proto: 2},
 	}
 	s.conn = &clientConn{Conn: conn, s: s}
-	s.cbr = bufio.NewReaderSize(s.conn, ioBufSize)
+	s.rawc = newSockWait(conn)
+	if s.rawc == nil {
+		s.cbr = bufio.NewReaderSize(s.conn, ioBufSize) // TLS: its own, for good
+	}
 	s.cr = resp.NewReader(s.cbr)
-	s.cw = bufio.NewWriterSize(s.conn, ioBufSize)
-	s.log = p.log.With("client", s.remote, "id", s.id)
 	rc := p.rc()
 	s.authed = rc.cfg.Listen.Pass == ""
 	if !s.authed {
@@ -133,7 +135,7 @@ func (s *session) serve() {
 		s.conn.Conn.SetReadDeadline(time.Now().Add(idle))
 	}
 	if err == nil {
-		s.log.Info("client connected")
+		s.logInfo("client connected")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -154,7 +156,7 @@ func (s *session) serve() {
 	if reason == nil {
 		reason = io.EOF
 	}
-	s.log.Info("client disconnected", "reason", closeReason(reason), "duration_ms", time.Since(start).Milliseconds())
+	s.logInfo("client disconnected", "reason", closeReason(reason), "duration_ms", time.Since(start).Milliseconds())
 }
 
 func closeReason(err error) string {
@@ -182,6 +184,18 @@ func (s *session) handshake() error {
 		return fmt.Errorf("TLS handshake: %w", err)
 	}
 	return nil
+}
+
+// Log lines about a session name its client.
+func (s *session) logInfo(msg string, args ...any)  { s.logAt(slog.LevelInfo, msg, args) }
+func (s *session) logWarn(msg string, args ...any)  { s.logAt(slog.LevelWarn, msg, args) }
+func (s *session) logDebug(msg string, args ...any) { s.logAt(slog.LevelDebug, msg, args) }
+
+func (s *session) logAt(level slog.Level, msg string, args []any) {
+	if !s.p.log.Enabled(context.Background(), level) {
+		return
+	}
+	s.p.log.Log(context.Background(), level, msg, append([]any{"client", s.remote, "id", s.id}, args...)...)
 }
 
 // close ends the session once: both goroutines see done, and both
@@ -215,6 +229,9 @@ func (s *session) requests() error {
 			// the client, and let the next command dial again.
 			s.dialErr = nil
 			s.flushUp()
+			if err := s.waitClient(); err != nil {
+				return s.readFailed(err)
+			}
 		}
 		argc, err := s.cr.ReadCommand()
 		if err != nil {
@@ -235,6 +252,39 @@ func (s *session) requests() error {
 			return err
 		}
 	}
+}
+
+// waitClient waits for the client's next batch holding no buffer (plain
+// TCP), then takes a pooled reader for it.
+func (s *session) waitClient() error {
+	if s.rawc == nil {
+		return nil
+	}
+	if s.cbr != nil {
+		if _, ok := s.cr.Detach(); !ok {
+			return nil
+		}
+		putReader(s.cbr)
+		s.cbr = nil
+	}
+	slab, n, err := s.rawc.read(s.conn.timedOut)
+	if err != nil {
+		return err
+	}
+	s.conn.lastRead = s.p.now()
+	s.cpre.set(slab, n, s.conn)
+	s.cbr = getReader(&s.cpre)
+	s.cr.Reset(s.cbr)
+	return nil
+}
+
+// out returns the client writer, taking a pooled one for the batch.
+// Under outMu.
+func (s *session) out() *bufio.Writer {
+	if s.cw == nil {
+		s.cw = getWriter(s.conn)
+	}
+	return s.cw
 }
 
 // readFailed ends the session after a client read error: a protocol error
@@ -273,7 +323,7 @@ func (s *session) inputCut(err error) error {
 	}
 	s.stats.errors.Add(1)
 	s.outMu.Lock()
-	s.cw.Write(resp.AppendError(s.hdr[:0], "ERR "+pe.Error()))
+	s.out().Write(resp.AppendError(s.hdr[:0], "ERR "+pe.Error()))
 	s.flushOut()
 	s.outMu.Unlock()
 	return err
@@ -291,11 +341,11 @@ func (s *session) reply(b []byte) error {
 		s.stats.errors.Add(1)
 	}
 	s.outMu.Lock()
-	s.cw.Write(b)
+	s.out().Write(b)
 	err := s.flushOut()
 	s.outMu.Unlock()
 	if s.p.logMessages.Load() {
-		s.log.Info("reply", "reply", truncate(string(b), 200), "local", true)
+		s.logInfo("reply", "reply", truncate(string(b), 200), "local", true)
 	}
 	return err
 }
@@ -309,8 +359,8 @@ func (s *session) replyError(msg string) error {
 
 // flushUp sends what was forwarded to the uplink so far.
 func (s *session) flushUp() {
-	if s.up != nil && s.up.bw.Buffered() > 0 {
-		if err := s.up.bw.Flush(); err != nil {
+	if s.up != nil {
+		if err := s.up.flush(); err != nil {
 			s.retire()
 		}
 	}
@@ -422,11 +472,12 @@ func (s *session) forward(rec record) error {
 	}
 	rec.sent = s.p.now()
 	s.q.push(rec)
-	if _, err := u.bw.Write(s.hdr); err != nil {
+	w := u.w()
+	if _, err := w.Write(s.hdr); err != nil {
 		return s.uplinkWriteFailed(err)
 	}
 	for s.cr.Args() > 0 {
-		if err := s.cr.CopyArg(u.bw); err != nil {
+		if err := s.cr.CopyArg(w); err != nil {
 			var we *resp.WriteError
 			if errors.As(err, &we) {
 				if err := s.cr.SkipArgs(); err != nil {
@@ -439,7 +490,7 @@ func (s *session) forward(rec record) error {
 		}
 	}
 	if s.cr.Buffered() == 0 {
-		if err := u.bw.Flush(); err != nil {
+		if err := u.flush(); err != nil {
 			return s.uplinkWriteFailed(err)
 		}
 	}
@@ -467,6 +518,7 @@ func (s *session) retire() {
 	}
 	s.up = nil
 	u.conn.Close()
+	u.dropWriter()
 	select {
 	case s.upCh <- handoff{first: s.q.tail.Load()}:
 	case <-s.done:
@@ -654,7 +706,7 @@ func (s *session) hello(argc int) error {
 	if proto > 0 {
 		s.hdr = resp.AppendBulk(s.hdr, s.args[0])
 	}
-	rec := record{kind: kindHello, arg: proto}
+	rec := record{kind: kindHello, arg: int32(proto)}
 	if hasName {
 		s.hdr = resp.AppendBulk(resp.AppendBulkString(s.hdr, "SETNAME"), name)
 		s.pushName(string(name))
@@ -695,10 +747,10 @@ func (s *session) selectDB(argc int) error {
 	}
 	s.hdr = resp.AppendBulk(s.hdr, a)
 	db, ok := resp.ParseInt(a)
-	if !ok {
+	if !ok || db < 0 || db > 1<<31-1 {
 		return s.forward(record{kind: kindPlain})
 	}
-	return s.forward(record{kind: kindSelect, arg: db})
+	return s.forward(record{kind: kindSelect, arg: int32(db)})
 }
 
 // client inspects CLIENT's subcommand: SETNAME is remembered, REPLY would
@@ -823,10 +875,10 @@ func (s *session) reset() error {
 func (s *session) logCommand(c cmdClass, name []byte, argc int) {
 	cmd := strings.ToUpper(truncate(string(name), 64))
 	if c == cmdAuth || c == cmdHello {
-		s.log.Info("command", "cmd", cmd, "args", argc-1, "note", "credentials redacted: ***")
+		s.logInfo("command", "cmd", cmd, "args", argc-1, "note", "credentials redacted: ***")
 		return
 	}
-	s.log.Info("command", "cmd", cmd, "args", argc-1)
+	s.logInfo("command", "cmd", cmd, "args", argc-1)
 }
 
 func truncate(s string, n int) string {
@@ -851,6 +903,7 @@ func (s *session) replies() {
 			continue
 		}
 		err := s.pump(h.u)
+		h.u.dropReader()
 		if s.closing() {
 			return
 		}
@@ -875,12 +928,36 @@ func (s *session) replies() {
 		h.u.conn.Close()
 		s.answerUntil(s.q.tail.Load(), msgUplinkLost)
 		if !s.q.empty() {
-			s.log.Debug("uplink connection lost", "err", err)
+			s.logDebug("uplink connection lost", "err", err)
 		}
 	}
 }
 
 var errCut = errors.New("reply cut")
+
+// waitUplink waits for the uplink's next reply (or push) holding no buffer
+// (plain TCP), then takes a pooled reader for it.
+func (s *session) waitUplink(u *uplink) error {
+	if u.raw == nil || u.rc == nil {
+		return nil
+	}
+	if u.br != nil {
+		if _, ok := u.r.Detach(); !ok {
+			return nil
+		}
+		putReader(u.br)
+		u.br = nil
+	}
+	slab, n, err := u.raw.read(u.rc.timedOut)
+	if err != nil {
+		return err
+	}
+	s.replyAt = s.p.now()
+	u.pre.set(slab, n, u.rc)
+	u.br = getReader(&u.pre)
+	u.r.Reset(u.br)
+	return nil
+}
 
 // pump streams replies from u to the client until u fails.
 func (s *session) pump(u *uplink) error {
@@ -901,6 +978,9 @@ func (s *session) pump(u *uplink) error {
 					return &resp.WriteError{Err: err}
 				}
 			}
+			if err := s.waitUplink(u); err != nil {
+				return err
+			}
 		}
 		b, err := u.br.Peek(1)
 		if err != nil {
@@ -912,7 +992,7 @@ func (s *session) pump(u *uplink) error {
 		}
 		if b[0] == '>' {
 			// A push nobody asked for (RESP3): it goes to the client as it is.
-			if rep, err := u.r.Forward(s.cw); err != nil {
+			if rep, err := u.r.Forward(s.out()); err != nil {
 				return cutErr(rep, err)
 			}
 			continue
@@ -927,14 +1007,14 @@ func (s *session) pump(u *uplink) error {
 			rep, err = u.r.Forward(nil)
 			if err == nil {
 				if rec.kind == kindExecNil {
-					s.cw.Write(resp.AppendNullArray(nil, int(s.st.proto)))
+					s.out().Write(resp.AppendNullArray(nil, int(s.st.proto)))
 				} else {
-					s.cw.Write(resp.AppendError(nil, msgExecAbort))
+					s.out().Write(resp.AppendError(nil, msgExecAbort))
 					rep.Type = '-'
 				}
 			}
 		default:
-			rep, err = u.r.Forward(s.cw)
+			rep, err = u.r.Forward(s.out())
 		}
 		if err != nil {
 			return cutErr(rep, err)
@@ -958,11 +1038,11 @@ func (s *session) answered(rec *record, rep resp.Reply) {
 	switch rec.kind {
 	case kindSelect:
 		if ok {
-			s.st.db = rec.arg
+			s.st.db = int64(rec.arg)
 		}
 	case kindHello:
 		if ok && rec.arg > 0 {
-			s.st.proto = rec.arg
+			s.st.proto = int64(rec.arg)
 		}
 		if rec.flags&flagName != 0 {
 			if name := s.popName(); ok {
@@ -987,7 +1067,13 @@ func (s *session) answered(rec *record, rep resp.Reply) {
 // replies it carried are over only then: a pause completes once its
 // replies have reached the clients.
 func (s *session) flushOut() error {
-	err := s.cw.Flush()
+	var err error
+	if s.cw != nil {
+		if err = s.cw.Flush(); err == nil {
+			putWriter(s.cw)
+			s.cw = nil
+		}
+	}
 	if n := s.ended; n > 0 {
 		s.ended = 0
 		if s.units.Add(-n) == 0 {
@@ -1006,7 +1092,7 @@ func (s *session) answerUntil(seq uint64, msg string) {
 	defer s.outMu.Unlock()
 	for s.q.head.Load() < seq {
 		rec, _ := s.q.peek()
-		s.cw.Write(resp.AppendError(nil, msg))
+		s.out().Write(resp.AppendError(nil, msg))
 		if rec.kind == kindSetName || rec.flags&flagName != 0 {
 			s.popName()
 		}
@@ -1025,15 +1111,15 @@ func (s *session) answerUntil(seq uint64, msg string) {
 // value (an array would end with it), so the client is only closed.
 func (s *session) timeLimit(cut bool) {
 	s.p.timeLimitDisconnects.Add(1)
-	s.log.Warn("command exceeded read_time_limit_ms; disconnecting client", "limit_ms", s.p.rc().limit.Milliseconds(), "mid_reply", cut)
+	s.logWarn("command exceeded read_time_limit_ms; disconnecting client", "limit_ms", s.p.rc().limit.Milliseconds(), "mid_reply", cut)
 	if cut {
 		s.close(errTimeLimit)
 		return
 	}
 	s.outMu.Lock()
 	s.conn.final = true
-	s.cw.Write(resp.AppendError(nil, msgTimeLimit))
-	s.cw.Flush()
+	s.out().Write(resp.AppendError(nil, msgTimeLimit))
+	s.flushOut()
 	s.outMu.Unlock()
 	s.stats.errors.Add(1)
 	s.close(errTimeLimit)
@@ -1042,7 +1128,7 @@ func (s *session) timeLimit(cut bool) {
 // ---- connections with deadlines ----
 
 // wrapUplink gives the uplink's read side the session's time limit.
-func (s *session) wrapUplink(c net.Conn) net.Conn { return &uplinkConn{Conn: c, s: s} }
+func (s *session) wrapUplink(c net.Conn) *uplinkConn { return &uplinkConn{Conn: c, s: s} }
 
 // uplinkConn enforces read_time_limit_ms on the oldest unanswered command.
 // The deadline is moved lazily: when it fires early (a later command, or
@@ -1064,16 +1150,26 @@ func (c *uplinkConn) Read(b []byte) (int, error) {
 		if !isTimeout(err) {
 			return n, err
 		}
-		now, limit := s.p.now(), s.p.rc().limit.Nanoseconds()
-		due := now + limit
-		if rec, ok := s.q.peek(); ok {
-			due = rec.sent + limit
-			if now >= due {
-				return 0, errTimeLimit
-			}
+		if err := c.timedOut(); err != nil {
+			return 0, err
 		}
-		c.Conn.SetReadDeadline(s.p.wall(due))
 	}
+}
+
+// timedOut handles a read deadline: errTimeLimit when the oldest command
+// is past the limit, else the deadline moves to when it will be.
+func (c *uplinkConn) timedOut() error {
+	s := c.s
+	now, limit := s.p.now(), s.p.rc().limit.Nanoseconds()
+	due := now + limit
+	if rec, ok := s.q.peek(); ok {
+		due = rec.sent + limit
+		if now >= due {
+			return errTimeLimit
+		}
+	}
+	c.Conn.SetReadDeadline(s.p.wall(due))
+	return nil
 }
 
 // clientConn applies the time limit to writes to the client (a client
@@ -1119,24 +1215,37 @@ func (c *clientConn) Read(b []byte) (int, error) {
 			c.lastRead = s.p.now()
 			return n, err
 		}
-		if !isTimeout(err) || s.closing() {
+		if !isTimeout(err) {
 			return n, err
 		}
-		idle := s.p.rc().idle.Nanoseconds()
-		if idle == 0 {
-			c.Conn.SetReadDeadline(time.Time{})
-			continue
+		if err := c.timedOut(); err != nil {
+			return 0, err
 		}
-		now := s.p.now()
-		due := c.lastRead + idle
-		if !s.q.empty() {
-			due = now + idle // waiting for replies is not being idle
-		}
-		if now >= due {
-			return 0, errIdle
-		}
-		c.Conn.SetReadDeadline(s.p.wall(due))
 	}
+}
+
+// timedOut handles a read deadline: errIdle past client_idle_timeout_ms,
+// else the deadline moves to when that will be.
+func (c *clientConn) timedOut() error {
+	s := c.s
+	if s.closing() {
+		return errSessionClosed
+	}
+	idle := s.p.rc().idle.Nanoseconds()
+	if idle == 0 {
+		c.Conn.SetReadDeadline(time.Time{})
+		return nil
+	}
+	now := s.p.now()
+	due := c.lastRead + idle
+	if !s.q.empty() {
+		due = now + idle // waiting for replies is not being idle
+	}
+	if now >= due {
+		return errIdle
+	}
+	c.Conn.SetReadDeadline(s.p.wall(due))
+	return nil
 }
 
 func isTimeout(err error) bool {

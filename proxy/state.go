@@ -116,7 +116,7 @@ func (p *Proxy) kickStragglers() {
 	p.forEachSession(func(s *session) {
 		if s.units.Load() > 0 {
 			p.timeLimitDisconnects.Add(1)
-			s.log.Warn("client held a pause past read_time_limit_ms; disconnecting", "in_multi", s.inMultiA.Load())
+			s.logWarn("client held a pause past read_time_limit_ms; disconnecting", "in_multi", s.inMultiA.Load())
 			s.close(errTimeLimit)
 		}
 	})

@@ -38,8 +38,11 @@ func newTarget(cfg *config.Config, gen uint64) (*target, error) {
 // writes to bw; the reply goroutine reads through r.
 type uplink struct {
 	conn  net.Conn
-	br    *bufio.Reader
-	bw    *bufio.Writer
+	raw   *sockWait   // the socket when plain TCP: idle waits hold no buffer
+	rc    *uplinkConn // the read side with the session's time limit (nil for Prove)
+	pre   preload
+	br    *bufio.Reader // nil while idle (pooled); the reply goroutine's
+	bw    *bufio.Writer // nil between batches (pooled); the request goroutine's
 	r     *resp.Reader
 	gen   uint64
 	first uint64      // the session ring's tail when this uplink was handed over
@@ -57,7 +60,7 @@ type replay struct {
 // uplink credentials, then HELLO, SELECT and CLIENT SETNAME as st says,
 // all pipelined in one round trip. in, when not nil, reads the connection
 // (the session's deadline-keeping wrapper).
-func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) net.Conn) (*uplink, error) {
+func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplinkConn) (*uplink, error) {
 	d := net.Dialer{KeepAlive: 15 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
@@ -74,16 +77,16 @@ func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) net.Co
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
-	rconn := conn
+	u := &uplink{conn: conn, gen: t.gen}
 	if wrap != nil {
-		rconn = wrap(conn)
+		u.raw = newSockWait(conn)
 	}
-	u := &uplink{
-		conn: conn,
-		br:   bufio.NewReaderSize(rconn, ioBufSize),
-		bw:   bufio.NewWriterSize(conn, ioBufSize),
-		gen:  t.gen,
+	var rconn net.Conn = conn
+	if wrap != nil {
+		u.rc = wrap(conn)
+		rconn = u.rc
 	}
+	u.br = getReader(rconn)
 	u.r = resp.NewReader(u.br)
 	if err := u.prepare(t, st); err != nil {
 		conn.Close()
@@ -120,10 +123,10 @@ func (u *uplink) prepare(t *target, st replay) error {
 	if len(sent) == 0 {
 		return nil
 	}
-	if _, err := u.bw.Write(b); err != nil {
+	if _, err := u.w().Write(b); err != nil {
 		return err
 	}
-	if err := u.bw.Flush(); err != nil {
+	if err := u.flush(); err != nil {
 		return err
 	}
 	var first error
@@ -137,6 +140,46 @@ func (u *uplink) prepare(t *target, st replay) error {
 		}
 	}
 	return first
+}
+
+// w returns the writer to the uplink, taking a pooled one for the batch.
+func (u *uplink) w() *bufio.Writer {
+	if u.bw == nil {
+		u.bw = getWriter(u.conn)
+	}
+	return u.bw
+}
+
+// flush sends the batch and gives the writer back.
+func (u *uplink) flush() error {
+	if u.bw == nil {
+		return nil
+	}
+	if err := u.bw.Flush(); err != nil {
+		return err
+	}
+	putWriter(u.bw)
+	u.bw = nil
+	return nil
+}
+
+// dropWriter gives the writer back whatever it holds (the connection is
+// closed). The request goroutine's.
+func (u *uplink) dropWriter() {
+	if u.bw != nil {
+		putWriter(u.bw)
+		u.bw = nil
+	}
+}
+
+// dropReader gives the reader back (the reply goroutine is done with the
+// connection).
+func (u *uplink) dropReader() {
+	if u.br != nil {
+		putReader(u.br)
+		u.br = nil
+	}
+	u.pre.release()
 }
 
 // errNotPong is a PING answered with something else than PONG.
@@ -163,8 +206,8 @@ func Prove(ctx context.Context, cfg *config.Config) error {
 	if dl, ok := ctx.Deadline(); ok {
 		u.conn.SetDeadline(dl)
 	}
-	u.bw.Write(resp.AppendCommand(nil, "PING"))
-	if err := u.bw.Flush(); err != nil {
+	u.w().Write(resp.AppendCommand(nil, "PING"))
+	if err := u.flush(); err != nil {
 		return fmt.Errorf("uplink %s: %w", cfg.Uplink.Addr, err)
 	}
 	rep, err := u.r.Forward(nil)
