@@ -65,8 +65,10 @@ func TestForward512MiB(t *testing.T) {
 		}
 	})
 	t.Logf("forwarded %d MiB 3 times in %v: at least %d bytes allocated", hugeBulk>>20, time.Since(start), alloc)
-	if alloc > 4<<10 {
-		t.Errorf("forwarding 512 MiB allocated %d bytes, want a constant few (< 4 KiB)", alloc)
+	// A few bytes, plus at most one pooled transfer buffer (bigCopy) when a
+	// GC has emptied the pool: constant whatever the size.
+	if alloc > 4<<10+bigCopy {
+		t.Errorf("forwarding 512 MiB allocated %d bytes, want a constant few (< 4 KiB + one %d-byte transfer buffer)", alloc, bigCopy)
 	}
 }
 
@@ -97,8 +99,8 @@ func TestCopyArg512MiB(t *testing.T) {
 		}
 	})
 	t.Logf("copied a %d MiB argument 3 times in %v: at least %d bytes allocated", hugeBulk>>20, time.Since(start), alloc)
-	if alloc > 4<<10 {
-		t.Errorf("copying 512 MiB allocated %d bytes, want a constant few (< 4 KiB)", alloc)
+	if alloc > 4<<10+bigCopy {
+		t.Errorf("copying 512 MiB allocated %d bytes, want a constant few (< 4 KiB + one %d-byte transfer buffer)", alloc, bigCopy)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"sync"
 )
 
 // Limits bound what a Reader accepts, like bufio.Scanner's maximum token
@@ -238,6 +239,9 @@ func parseInt(b []byte) (int64, bool) {
 // through the bufio.Reader's own buffer: a constant few KiB whatever n is.
 func (r *Reader) copyBody(w io.Writer, n int64) error {
 	for n > 0 {
+		if r.br.Buffered() == 0 && w != nil && n > int64(r.br.Size()) {
+			return r.copyBig(w, n)
+		}
 		if r.br.Buffered() == 0 {
 			if _, err := r.br.Peek(1); err != nil {
 				if err == io.EOF {
@@ -260,6 +264,41 @@ func (r *Reader) copyBody(w io.Writer, n int64) error {
 		}
 		r.br.Discard(k)
 		n -= int64(k)
+	}
+	r.body = 0
+	return nil
+}
+
+// bigCopy is the size of the pooled transfer buffer through which
+// copyBody moves a payload larger than the bufio buffer: reads
+// and writes then bypass both bufio buffers (they do for a buffer larger
+// than theirs), which cuts the system calls for a 1 MiB value from about
+// 500 to about 70. Memory stays constant: one buffer per copy in progress.
+const bigCopy = 32 << 10
+
+var copyPool = sync.Pool{New: func() any { b := make([]byte, bigCopy); return &b }}
+
+// copyBig is copyBody for a large payload, once the bufio buffer is empty.
+func (r *Reader) copyBig(w io.Writer, n int64) error {
+	bp := copyPool.Get().(*[]byte)
+	defer copyPool.Put(bp)
+	buf := *bp
+	for n > 0 {
+		k, err := r.br.Read(buf[:min(int64(len(buf)), n)])
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				r.body = n - int64(k)
+				return &WriteError{Err: werr}
+			}
+			n -= int64(k)
+		}
+		if err != nil && n > 0 {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			r.body = n
+			return err
+		}
 	}
 	r.body = 0
 	return nil
