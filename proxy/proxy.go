@@ -64,6 +64,7 @@ type Proxy struct {
 	// The state machine (state.go).
 	mu         sync.Mutex
 	state      State
+	stateSince time.Time // when state was entered; duration_ms of a transition is the time spent in the state left
 	resume     chan struct{} // closed when the gate opens
 	pause      *pauseOp      // the pause in progress or in force
 	pausedAt   time.Time
@@ -113,6 +114,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		loadConfig: opts.LoadConfig,
 		epoch:      time.Now(),
 		state:      StateStarting,
+		stateSince: time.Now(),
 		resume:     make(chan struct{}),
 		drained:    make(chan struct{}, 1),
 		sessions:   make(map[*session]struct{}),

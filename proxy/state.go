@@ -37,8 +37,10 @@ func (p *Proxy) setState(s State) {
 	if p.state == s {
 		return
 	}
-	p.log.Info("state changed", "from", string(p.state), "state", string(s))
-	p.state = s
+	now := time.Now()
+	p.log.Info("state changed", "from", string(p.state), "state", string(s),
+		"duration_ms", float64(now.Sub(p.stateSince).Microseconds())/1000)
+	p.state, p.stateSince = s, now
 }
 
 // State returns the current state.
