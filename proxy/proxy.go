@@ -64,7 +64,7 @@ type Proxy struct {
 	// The state machine (state.go).
 	mu         sync.Mutex
 	state      State
-	stateSince time.Time // when state was entered; duration_ms of a transition is the time spent in the state left
+	stateSince time.Time     // when state was entered; duration_ms of a transition is the time spent in the state left
 	resume     chan struct{} // closed when the gate opens
 	pause      *pauseOp      // the pause in progress or in force
 	pausedAt   time.Time
