@@ -1209,6 +1209,14 @@ func (c *clientConn) Write(b []byte) (int, error) {
 
 func (c *clientConn) Read(b []byte) (int, error) {
 	s := c.s
+	// About to wait for the client: what was forwarded goes to the uplink
+	// now, or a batch that ends half-way through a command would hold
+	// back the complete commands before it (and their replies). The
+	// writer stays (forward may be writing to it); an error sticks in it
+	// and the next write or flush reports it.
+	if u := s.up; u != nil && u.bw != nil {
+		u.bw.Flush()
+	}
 	for {
 		n, err := c.Conn.Read(b)
 		if n > 0 || err == nil {
