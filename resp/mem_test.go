@@ -153,8 +153,11 @@ func TestDeclaredLengthsDoNotAllocate(t *testing.T) {
 			if err != io.ErrUnexpectedEOF {
 				t.Errorf("have %v, want io.ErrUnexpectedEOF", err)
 			}
-			if alloc > 16<<10 {
-				t.Errorf("allocated %d bytes for a declared length, want < 16 KiB", alloc)
+			// A few KiB, plus at most the pooled transfer buffer (bigCopy),
+			// which the pool may not give back (under -race it drops a
+			// quarter of what is put): constant, never the declared size.
+			if alloc > 16<<10+bigCopy {
+				t.Errorf("allocated %d bytes for a declared length, want < 16 KiB + %d", alloc, bigCopy)
 			}
 		})
 	}

@@ -14,8 +14,14 @@ const maxCommandArgs = 1<<31 - 1
 // count, the command name included (always at least 1). Any argument of
 // the previous command left unread is skipped first. A request that does
 // not start with '*' is an inline command, split as Redis splits it; empty
-// commands ("*0", "*-1", blank lines) are skipped, as Redis skips them.
+// commands ("*0", "*-1", blank lines) are skipped, as Redis skips them. An
+// inline request with a NUL byte is never run: as in Redis, its input is
+// dropped until more than MaxLine bytes give "too big inline request".
 // The arguments are then read in order with Arg, CopyArg or SkipArgs.
+//
+// After an error from any of these, other than ErrArgTooLong and a
+// *WriteError from CopyArg, the position in the stream is lost: answer a
+// *ProtocolError ("-ERR " + its text) and close, as Redis does.
 func (r *Reader) ReadCommand() (int, error) {
 	for {
 		if err := r.SkipArgs(); err != nil {
