@@ -1,0 +1,437 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"redis-proxy/config"
+	"redis-proxy/internal/redistest"
+)
+
+// options are the parameters of one run (the flags of main).
+type options struct {
+	Clients         int
+	Switches        int           // 0: on demand only (SIGHUP), or every Interval with Forever
+	Forever         bool          // switch every Interval until stopped
+	Duration        time.Duration // see the -duration flag
+	Interval        time.Duration
+	Rate            float64 // writes a second per client; 0 = as fast as it goes
+	ProxyBin        string  // prebuilt proxy; "" builds this repository
+	BuildFlags      []string
+	RedisServer     string
+	ReadTimeLimitMS int
+	Keep            bool
+	Verbose         bool
+	Log             io.Writer // progress lines; nil: none
+
+	// inject makes one step of the first switch fail, for the tests of
+	// the roll-back: "catch-up" (the replica never reaches the offset)
+	// or "reload" (the config names an uplink nobody listens on, so the
+	// proxy refuses it).
+	inject string
+}
+
+// control steers a run from outside (signals in main, nothing in tests).
+type control struct {
+	Stop   <-chan struct{} // closed: end the run (stop the load, verify, report)
+	Switch <-chan struct{} // a value: one switch now
+}
+
+// Step deadlines of the switch procedure. Past one, the switch is rolled
+// back (the proxy is unpaused on the old uplink) and the run fails. They
+// are generous: this may run on a busy machine.
+const (
+	syncDeadline    = 60 * time.Second // the new replica's initial sync
+	catchUpDeadline = 15 * time.Second // replica offset reaches the master's, while paused
+	promoteDeadline = 10 * time.Second
+	adminMargin     = 15 * time.Second // added to read_time_limit_ms for pause and reload
+	unpauseDeadline = 10 * time.Second
+	clientMargin    = 30 * time.Second
+	stopMargin      = 10 * time.Second // added to read_time_limit_ms for the proxy's graceful stop
+)
+
+// runner is one run: the processes it started and what it measured.
+type runner struct {
+	o       options
+	log     io.Writer
+	dir     string
+	cfg     config.Config
+	cfgPath string
+	nodes   []*node // every redis-server started, for the clean-up
+	cur     *node   // the proxy's uplink
+	px      *proxyProc
+	adm     *adminClient
+	ev      *eventLog
+	ld      *load
+	rep     *Report
+
+	attempted  int
+	mark       time.Time // progress: when the last progress line was written
+	markWrites int64
+}
+
+func (r *runner) rtl() time.Duration {
+	return time.Duration(r.o.ReadTimeLimitMS) * time.Millisecond
+}
+
+// clientTimeout bounds one client operation: longer than the longest
+// stall the switch procedure can cause before it rolls back, so that only
+// a hang shows as a client timeout.
+func (r *runner) clientTimeout() time.Duration {
+	return 2*(r.rtl()+adminMargin) + catchUpDeadline + promoteDeadline + unpauseDeadline + clientMargin
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.log, "switchtest: "+format+"\n", args...)
+}
+
+func (r *runner) vlogf(format string, args ...any) {
+	if r.o.Verbose {
+		r.logf(format, args...)
+	}
+}
+
+// run does a whole run and returns its report, or an error when it could
+// not set up (no redis-server, the proxy does not build or start, clients
+// cannot connect) or was aborted by ctx. Everything it started is stopped
+// before it returns.
+func run(ctx context.Context, o options, ctl control) (rep *Report, err error) {
+	if o.Clients <= 0 {
+		o.Clients = 50
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.ReadTimeLimitMS <= 0 {
+		o.ReadTimeLimitMS = config.DefaultReadTimeLimitMS
+	}
+	r := &runner{o: o, log: o.Log, ev: newEventLog()}
+	if r.log == nil {
+		r.log = io.Discard
+	}
+	if r.dir, err = os.MkdirTemp("", "switchtest-"); err != nil {
+		return nil, err
+	}
+	defer r.cleanup(ctx)
+
+	if err := r.setup(ctx); err != nil {
+		return nil, err
+	}
+	r.loop(ctx, ctl)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("aborted: %w", context.Cause(ctx))
+	}
+	r.finish(ctx)
+	return r.rep, nil
+}
+
+// setup starts the first redis-server, the proxy and the load.
+func (r *runner) setup(ctx context.Context) error {
+	first, err := r.startNode(ctx)
+	if err != nil {
+		return err
+	}
+	r.cur = first
+	srvInfo, err := first.info("server")
+	if err != nil {
+		return err
+	}
+
+	bin := r.o.ProxyBin
+	if bin == "" {
+		r.vlogf("building the proxy into %s", r.dir)
+		if bin, err = buildProxy(ctx, r.dir, r.o.BuildFlags); err != nil {
+			return err
+		}
+	}
+	if err := r.startProxy(ctx, bin); err != nil {
+		return err
+	}
+	r.adm = newAdminClient(r.cfg.Admin.Addr)
+	actx, cancel := context.WithTimeout(ctx, unpauseDeadline)
+	defer cancel()
+	if err := r.adm.healthz(actx); err != nil {
+		return fmt.Errorf("proxy started but: %w", err)
+	}
+	info, err := r.adm.info(actx)
+	if err != nil {
+		return err
+	}
+	if info.Uplink.Addr != first.addr() {
+		return fmt.Errorf("/info.json: uplink %s, want %s", info.Uplink.Addr, first.addr())
+	}
+
+	r.ld, err = startLoad(r.o.Clients, r.cfg.Listen.Addr, r.clientTimeout(), r.o.Rate, r.ev)
+	if err != nil {
+		return err
+	}
+	r.mark = r.ld.start
+	r.rep = &Report{
+		Clients:         r.o.Clients,
+		ClientMix:       clientMix(r.ld.clients),
+		Mode:            r.mode(),
+		SwitchesPlanned: r.o.Switches,
+		RedisVersion:    srvInfo["redis_version"],
+		ProxyVersion:    info.Version,
+		ProxyBinary:     bin,
+		ReadTimeLimitMS: r.o.ReadTimeLimitMS,
+		RatePerClient:   r.o.Rate,
+	}
+	r.logf("%d clients writing through the proxy %s (admin %s) to %s; redis-server %s",
+		r.o.Clients, r.cfg.Listen.Addr, r.cfg.Admin.Addr, first, r.rep.RedisVersion)
+	return nil
+}
+
+// mode names how switches are triggered.
+func (r *runner) mode() string {
+	switch {
+	case r.o.Switches > 0:
+		return "bounded"
+	case r.o.Forever:
+		return "forever: one every -interval, and on SIGHUP"
+	}
+	return "on demand: SIGHUP"
+}
+
+// startNode starts the next redis-server.
+func (r *runner) startNode(ctx context.Context) (*node, error) {
+	name := fmt.Sprintf("r%d", len(r.nodes)+1)
+	n, err := startNode(ctx, r.dir, name, r.o.RedisServer)
+	if err != nil {
+		return nil, err
+	}
+	r.nodes = append(r.nodes, n)
+	return n, nil
+}
+
+// startProxy writes the config (free loopback ports, uplink = r.cur) and
+// starts the proxy, with other ports if one was taken meanwhile.
+func (r *runner) startProxy(ctx context.Context, bin string) error {
+	r.cfgPath = filepath.Join(r.dir, "config.json")
+	r.cfg = *config.Default()
+	r.cfg.ReadTimeLimitMS = r.o.ReadTimeLimitMS
+	r.cfg.Uplink.Addr = r.cur.addr()
+	var verbose io.Writer
+	if r.o.Verbose {
+		verbose = r.log
+	}
+	for attempt := 1; ; attempt++ {
+		listen, err := redistest.FreeAddr()
+		if err != nil {
+			return err
+		}
+		admin, err := redistest.FreeAddr()
+		if err != nil {
+			return err
+		}
+		r.cfg.Listen.Addr, r.cfg.Admin.Addr = listen, admin
+		if err := r.writeConfig(); err != nil {
+			return err
+		}
+		r.px, err = startProxy(ctx, bin, r.cfgPath, filepath.Join(r.dir, "proxy.log"), verbose)
+		if err == nil {
+			r.vlogf("proxy pid %d started", r.px.pid())
+			return nil
+		}
+		if attempt == 3 || !errors.Is(err, errAddrInUse) {
+			return err
+		}
+	}
+}
+
+// writeConfig writes r.cfg to the config file atomically (a reload must
+// never read half a file).
+func (r *runner) writeConfig() error {
+	b, err := json.MarshalIndent(&r.cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := r.cfgPath + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, r.cfgPath)
+}
+
+// wake is why wait returned.
+type wake int
+
+const (
+	wakeTimer wake = iota
+	wakeSwitch
+	wakeStop
+	wakeEnd
+	wakeAbort
+	wakeProxyDied
+)
+
+// wait lets the load run for d (d < 0: until something else happens).
+func (r *runner) wait(ctx context.Context, ctl control, d time.Duration, end <-chan time.Time) wake {
+	var timer <-chan time.Time
+	if d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return wakeAbort
+	case <-ctl.Stop:
+		r.rep.StoppedEarly = r.o.Switches > 0 && r.attempted < r.o.Switches
+		return wakeStop
+	case <-ctl.Switch:
+		return wakeSwitch
+	case <-end:
+		return wakeEnd
+	case <-timer:
+		return wakeTimer
+	case <-r.px.exited:
+		r.rep.fail("the proxy exited during the run (%v); its log ends:\n%s", r.px.cmd.ProcessState, r.px.logTail())
+		return wakeProxyDied
+	}
+}
+
+// loop runs the switches: with Switches > 0, one every interval (or
+// Duration/(Switches+1)) and then one more interval of load; with Forever
+// one every interval until stopped; otherwise only on ctl.Switch. A
+// failed switch ends the run.
+func (r *runner) loop(ctx context.Context, ctl control) {
+	o := r.o
+	interval := o.Interval
+	if o.Switches > 0 && o.Duration > 0 {
+		interval = o.Duration / time.Duration(o.Switches+1)
+	}
+	var end <-chan time.Time
+	if o.Switches == 0 && o.Duration > 0 {
+		t := time.NewTimer(o.Duration)
+		defer t.Stop()
+		end = t.C
+	}
+	auto := o.Switches > 0 || o.Forever
+	switch {
+	case o.Switches > 0:
+		r.logf("%d switches, one every %v", o.Switches, interval)
+	case o.Forever:
+		r.logf("a switch every %v until SIGINT%s; SIGHUP (kill -HUP %d) switches at once", interval, endNote(o.Duration), os.Getpid())
+		r.logf("end with kill -INT %d rather than Ctrl-C: a terminal's SIGINT also reaches the redis-servers (doc/switch-test.md)", os.Getpid())
+	default:
+		r.logf("long-running: SIGHUP (kill -HUP %d) switches, SIGINT%s ends the run and verifies", os.Getpid(), endNote(o.Duration))
+		r.logf("end with kill -INT %d rather than Ctrl-C: a terminal's SIGINT also reaches the redis-servers (doc/switch-test.md)", os.Getpid())
+	}
+	for {
+		last := o.Switches > 0 && r.attempted >= o.Switches
+		d := interval
+		if !auto {
+			d = -1
+		}
+		switch r.wait(ctx, ctl, d, end) {
+		case wakeTimer:
+			if last {
+				return
+			}
+		case wakeSwitch:
+		default:
+			return
+		}
+		res := r.doSwitch(ctx)
+		r.rep.Switches = append(r.rep.Switches, res)
+		if !res.OK {
+			return
+		}
+	}
+}
+
+func endNote(d time.Duration) string {
+	if d > 0 {
+		return fmt.Sprintf(" (or %v)", d)
+	}
+	return ""
+}
+
+// finish stops the load, reads the proxy's counters, verifies the data on
+// the final server, stops the proxy and completes the report.
+func (r *runner) finish(ctx context.Context) {
+	rep := r.rep
+	actx, cancel := context.WithTimeout(ctx, unpauseDeadline)
+	defer cancel()
+	before, err := r.adm.info(actx)
+	if err != nil {
+		rep.fail("/info.json before the end of the load: %v", err)
+	}
+	r.ld.halt()
+	r.ev.setPhase("verify")
+	rep.LoadS = r.ld.end.Sub(r.ld.start).Seconds()
+	rep.collectLoad(r.ld.clients)
+	if err == nil && before.Clients != r.o.Clients {
+		rep.fail("the proxy had %d clients at the end of the load, want %d", before.Clients, r.o.Clients)
+	}
+	after, err := r.adm.info(actx)
+	if err != nil {
+		rep.fail("/info.json after the load: %v", err)
+	} else {
+		rep.setProxy(after)
+		if after.Uplink.Addr != r.cur.addr() {
+			rep.fail("the proxy's uplink is %s, want %s", after.Uplink.Addr, r.cur)
+		}
+	}
+
+	r.logf("load stopped; verifying %d clients' writes on %s", len(r.ld.clients), r.cur)
+	v, err := verify(r.cur.addr(), r.ld.clients)
+	if err != nil {
+		rep.fail("verification on %s: %v", r.cur, err)
+	}
+	rep.Verification = &v
+
+	code, forced := r.px.stop(r.rtl() + stopMargin)
+	rep.Proxy.ExitCode = code
+	if forced {
+		rep.fail("the proxy did not stop within %v of SIGTERM; killed", r.rtl()+stopMargin)
+	} else if code != 0 {
+		rep.fail("the proxy exited with status %d on SIGTERM, want 0", code)
+	}
+	rep.Proxy.LogWarnings, rep.Proxy.Warnings = r.px.logWarnings()
+	rep.Events, rep.EventsDropped = r.ev.snapshot()
+	if r.o.Keep {
+		rep.TempDir = r.dir
+	}
+	rep.judge()
+}
+
+// cleanup stops whatever still runs, by PID, and removes the temp dir
+// unless -keep.
+func (r *runner) cleanup(ctx context.Context) {
+	if r.ld != nil {
+		r.ld.signalStop()
+	}
+	if r.px != nil {
+		if ctx.Err() != nil {
+			r.px.kill()
+		} else {
+			r.px.stop(r.rtl() + stopMargin)
+		}
+	}
+	if r.ld != nil {
+		r.ld.wait() // quick: the proxy is gone, so every client's call ends
+	}
+	if r.adm != nil {
+		r.adm.close()
+	}
+	for _, n := range r.nodes {
+		if err := n.stop(); err != nil {
+			r.logf("stopping %s: %v", n, err)
+		}
+	}
+	if r.o.Keep {
+		r.logf("kept %s (config.json, proxy.log, r*.log)", r.dir)
+		return
+	}
+	if err := os.RemoveAll(r.dir); err != nil {
+		r.logf("removing %s: %v", r.dir, err)
+	}
+}
