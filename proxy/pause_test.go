@@ -538,3 +538,42 @@ func TestPauseLatencyWithIdleClients(t *testing.T) {
 		t.Errorf("pause took %v", worst)
 	}
 }
+
+// TestStopDuringReload: a stop that comes while a switching reload waits
+// for a command in flight wins: the state stays stopping, and both wait
+// for the same drain (no timer fallback).
+func TestStopDuringReload(t *testing.T) {
+	a := redistest.Start(t, "--enable-debug-command", "yes")
+	b := redistest.Start(t)
+	f := newConfigFile(t, a.Addr)
+	p := f.start()
+	c := dial(t, p)
+	expect(t, c, "PONG", "PING")
+	slow := make(chan string, 1)
+	go func() {
+		v, err := c.Do("DEBUG", "SLEEP", "0.5")
+		slow <- fmt.Sprint(v, err)
+	}()
+	waitFor(t, func() bool { return p.Status().ActiveRequests == 1 })
+	f.cfg.Uplink.Addr = b.Addr
+	f.write()
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- p.Reload(context.Background()) }()
+	waitFor(t, func() bool { return p.State() == StateReloading })
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("stop took %v with a 0.5 s command in flight (read_time_limit_ms is 5 s)", d)
+	}
+	<-reloaded
+	if s := p.State(); s != StateStopping {
+		t.Errorf("state after a stop during a reload: %s", s)
+	}
+	if have := <-slow; have != "OK <nil>" {
+		t.Errorf("the command in flight: %s", have)
+	}
+}

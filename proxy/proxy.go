@@ -76,6 +76,7 @@ type Proxy struct {
 
 	sessMu   sync.Mutex
 	sessions map[*session]struct{}
+	stopping bool // under sessMu: no new session once Shutdown closes them
 	closed   totals
 	nextID   atomic.Uint64
 
@@ -216,6 +217,9 @@ func (p *Proxy) acceptLoop(ln net.Listener) {
 			conn = tls.Server(conn, rc.listenTLS)
 		}
 		s, ok := p.register(conn, rc.cfg.MaxClients)
+		if s == nil && ok {
+			continue // stopping
+		}
 		if !ok {
 			p.rejected.Add(1)
 			p.wg.Add(1)
@@ -236,6 +240,10 @@ func (p *Proxy) acceptLoop(ln net.Listener) {
 func (p *Proxy) register(conn net.Conn, max int) (*session, bool) {
 	p.sessMu.Lock()
 	defer p.sessMu.Unlock()
+	if p.stopping {
+		conn.Close()
+		return nil, true
+	}
 	if max > 0 && len(p.sessions) >= max {
 		return nil, false
 	}
@@ -324,7 +332,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		p.rawLn.Close()
 	}
 	err := p.waitDrained(ctx.Done())
-	p.forEachSession(func(s *session) { s.close(errShutdown) })
+	p.sessMu.Lock()
+	p.stopping = true
+	for s := range p.sessions {
+		s.close(errShutdown)
+	}
+	p.sessMu.Unlock()
 	p.TerminateRawConnections()
 	p.wg.Wait()
 	close(p.stopped)

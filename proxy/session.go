@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
@@ -390,8 +391,8 @@ func (s *session) readArgs() error {
 // command handles one command whose name has been read.
 func (s *session) command(argc int, name []byte) error {
 	c := classify(name)
-	if s.p.logMessages.Load() {
-		s.logCommand(c, name, argc)
+	if s.p.logMessages.Load() && c != cmdPlain && c != cmdSelect && c != cmdClient && c != cmdWatch && c != cmdUnwatch && c != cmdMulti && c != cmdExec && c != cmdDiscard {
+		s.logCommand(c, name, argc) // forwarded commands are logged as sent
 	}
 	if !s.authed && c != cmdAuth && c != cmdHello && c != cmdQuit && c != cmdReset {
 		return s.replyError(msgNoAuth)
@@ -472,7 +473,12 @@ func (s *session) forward(rec record) error {
 	}
 	rec.sent = s.p.now()
 	s.q.push(rec)
-	w := u.w()
+	var w io.Writer = u.w()
+	if s.p.logMessages.Load() {
+		c := &capture{w: w}
+		w = c
+		defer func() { s.logInfo("command", "cmd", renderCommand(c.buf, c.more)) }()
+	}
 	if _, err := w.Write(s.hdr); err != nil {
 		return s.uplinkWriteFailed(err)
 	}
@@ -881,6 +887,82 @@ func (s *session) logCommand(c cmdClass, name []byte, argc int) {
 	s.logInfo("command", "cmd", cmd, "args", argc-1)
 }
 
+// capture passes writes on and keeps their first bytes, for log_messages.
+type capture struct {
+	w    io.Writer
+	buf  []byte
+	more bool
+}
+
+const captureMax = 512
+
+func (c *capture) Write(p []byte) (int, error) {
+	room := captureMax - len(c.buf)
+	if len(p) > room {
+		c.more = true
+	}
+	if room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	return c.w.Write(p)
+}
+
+// renderCommand turns the start of a multibulk request into readable
+// words, masking the arguments of commands that carry secrets.
+func renderCommand(b []byte, more bool) string {
+	var args []string
+	if len(b) > 0 && b[0] == '*' {
+		_, rest, _ := bytes.Cut(b, []byte("\r\n"))
+		for len(rest) > 0 && rest[0] == '$' {
+			head, body, ok := bytes.Cut(rest, []byte("\r\n"))
+			n, _ := strconv.Atoi(string(head[1:]))
+			if !ok || n < 0 {
+				break
+			}
+			if n > len(body) {
+				args = append(args, strconv.Quote(string(body))+"...")
+				more = false
+				break
+			}
+			args = append(args, quoteArg(body[:n]))
+			rest = body[n:]
+			if len(rest) >= 2 {
+				rest = rest[2:]
+			}
+		}
+	}
+	if len(args) > 1 {
+		switch strings.ToUpper(args[0]) {
+		case "ACL", "CONFIG", "MIGRATE", "AUTH", "HELLO":
+			args = append(args[:2], "***")
+			more = false
+		}
+	}
+	out := strings.Join(args, " ")
+	if more {
+		out += " ..."
+	}
+	return out
+}
+
+func quoteArg(a []byte) string {
+	for _, c := range a {
+		if c <= ' ' || c == '"' || c >= 0x7f {
+			return strconv.Quote(string(a))
+		}
+	}
+	return string(a)
+}
+
+// renderReply shows the start of a reply as RESP, quoted.
+func renderReply(b []byte, more bool) string {
+	out := strconv.Quote(string(b))
+	if more {
+		out += "..."
+	}
+	return out
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -1014,7 +1096,13 @@ func (s *session) pump(u *uplink) error {
 				}
 			}
 		default:
-			rep, err = u.r.Forward(s.out())
+			if s.p.logMessages.Load() {
+				c := &capture{w: s.out()}
+				rep, err = u.r.Forward(c)
+				s.logInfo("reply", "reply", renderReply(c.buf, c.more))
+			} else {
+				rep, err = u.r.Forward(s.out())
+			}
 		}
 		if err != nil {
 			return cutErr(rep, err)

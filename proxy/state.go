@@ -103,6 +103,14 @@ func (p *Proxy) waitDrained(cancel <-chan struct{}) error {
 	for p.busy.Load() != 0 {
 		select {
 		case <-p.drained:
+			// Pass the signal on: a pause, a reload and a stop may all be
+			// waiting for the same moment.
+			if p.busy.Load() == 0 {
+				select {
+				case p.drained <- struct{}{}:
+				default:
+				}
+			}
 		case <-kick.C:
 			p.kickStragglers()
 		case <-cancel:
@@ -244,7 +252,10 @@ func (p *Proxy) ReloadAsync() error {
 // while one runs is refused (ErrState).
 func (p *Proxy) Reload(ctx context.Context) error {
 	if !p.reloadMu.TryLock() {
-		return fmt.Errorf("reload: %w: a reload is already in progress", ErrState)
+		err := fmt.Errorf("reload: %w: a reload is already in progress", ErrState)
+		p.reloadsFailed.Add(1)
+		p.log.Error("reload refused; the running configuration stays", "err", err)
+		return err
 	}
 	defer p.reloadMu.Unlock()
 	start := time.Now()
@@ -336,9 +347,11 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 	})
 
 	p.mu.Lock()
-	p.setState(prev)
-	if prev == StateRunning {
-		p.openGate()
+	if p.state == StateReloading { // not if a stop came meanwhile
+		p.setState(prev)
+		if prev == StateRunning {
+			p.openGate()
+		}
 	}
 	p.mu.Unlock()
 	return config.Diff(old.cfg, cfg), nil

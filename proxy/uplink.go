@@ -203,6 +203,8 @@ func Prove(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("uplink %s: %w", cfg.Uplink.Addr, err)
 	}
 	defer u.conn.Close()
+	stop := context.AfterFunc(ctx, func() { u.conn.Close() }) // cancel, not only the deadline, ends the proof
+	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		u.conn.SetDeadline(dl)
 	}
