@@ -8,5 +8,8 @@ import "syscall"
 // OS thread that forked; Go only ends a thread when a goroutine exits while
 // locked to it with runtime.LockOSThread, which nothing here does.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL,
+		// Its own process group: a Ctrl-C at the terminal stops the program
+		// driving it, which then stops the server itself, by PID.
+		Setpgid: true}
 }
