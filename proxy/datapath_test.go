@@ -680,3 +680,18 @@ func TestRawRelay(t *testing.T) {
 	}
 	waitFor(t, func() bool { return p.Status().RawConnections == 0 })
 }
+
+// TestArgumentsTooLongToInspect: a huge argument where the proxy looks at
+// arguments is forwarded (SELECT, CLIENT) or refused (AUTH) and the session
+// goes on.
+func TestArgumentsTooLongToInspect(t *testing.T) {
+	srv := redistest.Start(t)
+	p := startProxy(t, testConfig(srv.Addr))
+	c := dial(t, p)
+	huge := strings.Repeat("9", 100<<10)
+	expectPrefix(t, c, "(error) ERR", "SELECT", huge)
+	expectPrefix(t, c, "(error) ERR", "CLIENT", huge)
+	expect(t, c, "OK", "CLIENT", "SETNAME", strings.Repeat("n", 100<<10))
+	expect(t, c, "(error) ERR proxy: argument too long", "AUTH", huge)
+	expect(t, c, "PONG", "PING")
+}

@@ -367,6 +367,26 @@ func (s *session) flushUp() {
 	}
 }
 
+// argFailed answers a command whose argument is too long to inspect
+// (resp.ErrArgTooLong) with an error and goes on; other errors end the
+// session as readFailed says.
+func (s *session) argFailed(err error) error {
+	if errors.Is(err, resp.ErrArgTooLong) {
+		return s.replyError("ERR proxy: argument too long")
+	}
+	return s.readFailed(err)
+}
+
+// forwardIfTooLong forwards a command whose argument is too long to
+// inspect as it is (streamed; nothing of it is remembered), and ends the
+// session on other errors.
+func (s *session) forwardIfTooLong(err error) error {
+	if errors.Is(err, resp.ErrArgTooLong) {
+		return s.forward(record{kind: kindPlain})
+	}
+	return s.readFailed(err)
+}
+
 // readArgs reads the rest of the command into s.args (copies).
 func (s *session) readArgs() error {
 	s.args = s.args[:0]
@@ -614,7 +634,7 @@ func (s *session) auth(argc int) error {
 		return s.replyError(msgNotInMulti)
 	}
 	if err := s.readArgs(); err != nil {
-		return s.readFailed(err)
+		return s.argFailed(err)
 	}
 	var user []byte
 	pass := s.args[0]
@@ -666,7 +686,7 @@ func (s *session) hello(argc int) error {
 		return s.replyError(msgNotInMulti)
 	}
 	if err := s.readArgs(); err != nil {
-		return s.readFailed(err)
+		return s.argFailed(err)
 	}
 	var proto int64
 	if len(s.args) > 0 {
@@ -749,7 +769,7 @@ func (s *session) selectDB(argc int) error {
 	}
 	a, err := s.cr.Arg()
 	if err != nil {
-		return s.readFailed(err)
+		return s.forwardIfTooLong(err)
 	}
 	s.hdr = resp.AppendBulk(s.hdr, a)
 	db, ok := resp.ParseInt(a)
@@ -767,7 +787,7 @@ func (s *session) client(argc int) error {
 	}
 	sub, err := s.cr.Arg()
 	if err != nil {
-		return s.readFailed(err)
+		return s.forwardIfTooLong(err)
 	}
 	s.hdr = resp.AppendBulk(s.hdr, sub)
 	switch {
@@ -780,7 +800,7 @@ func (s *session) client(argc int) error {
 		}
 		name, err := s.cr.Arg()
 		if err != nil {
-			return s.readFailed(err)
+			return s.forwardIfTooLong(err)
 		}
 		s.hdr = resp.AppendBulk(s.hdr, name)
 		s.pushName(string(name))
