@@ -81,38 +81,56 @@ func TestRelBackpressure(t *testing.T) {
 	slowDone := make(chan error, 1)
 	go func() { slowDone <- readSlowly(slow, 1024, time.Second, stopSlow, &readSlow) }()
 
-	// Until the writer's socket blocks: no progress for a second.
+	// The heap, sampled all along.
+	var worst atomic.Uint64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for !closed(stopSampling) {
+			if h := heapInuse(); h > worst.Load() {
+				worst.Store(h)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+
+	// Until the writer's socket blocks (no progress for a second), or all
+	// of it went through: its replies, 200 times smaller, may all fit in
+	// the client's socket buffer (with -long).
 	start := time.Now()
 	last, lastChange := int64(-1), time.Now()
-	for time.Since(lastChange) < time.Second {
+	for time.Since(lastChange) < time.Second && last < total {
 		if n := written.Load(); n != last {
 			last, lastChange = n, time.Now()
 		}
-		if last >= total {
-			t.Fatalf("the proxy took all %d MiB without a reply read: no backpressure", total>>20)
-		}
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("the writer still progresses after 60s (%d MiB written)", last>>20)
+		if time.Since(start) > 5*time.Minute {
+			t.Fatalf("the writer still progresses after 5 minutes (%d MiB written)", last>>20)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	blockedAt := written.Load()
-	t.Logf("non-reader: its socket blocked after %.1f MiB of commands (%v)", float64(blockedAt)/(1<<20), time.Since(start).Round(time.Millisecond))
+	if blockedAt >= total {
+		t.Logf("non-reader: all %d MiB of commands went through in %v (its replies fit in its socket buffer); the heap stayed bounded meanwhile",
+			total>>20, time.Since(start).Round(time.Millisecond))
+	} else {
+		t.Logf("non-reader: its socket blocked after %.1f MiB of commands (%v)", float64(blockedAt)/(1<<20), time.Since(start).Round(time.Millisecond))
+	}
 
-	// Hold both clients there and sample the heap.
-	var worst uint64
+	// Hold both clients there.
 	for end := time.Now().Add(hold); time.Now().Before(end); {
-		worst = max(worst, heapInuse())
 		chk.waitRounds(t, 5)
 		time.Sleep(250 * time.Millisecond)
 	}
-	grew := int64(worst) - int64(heap0)
-	t.Logf("heap in use: %s before, worst %s while held for %v (growth %s; bound %s); RSS %s",
-		mib(heap0), mib(worst), hold, mib(uint64(max(grew, 0))), mib(relMemBound), mib(rssBytes()))
+	close(stopSampling)
+	<-sampled
+	grew := int64(worst.Load()) - int64(heap0)
+	t.Logf("heap in use: %s before, worst %s while the clients did not read (held %v after the writer stopped; growth %s; bound %s); RSS %s",
+		mib(heap0), mib(worst.Load()), hold, mib(uint64(max(grew, 0))), mib(relMemBound), mib(rssBytes()))
 	if grew > relMemBound {
 		t.Errorf("heap grew by %s; bound %s", mib(uint64(grew)), mib(relMemBound))
 	}
-	if n := written.Load(); n-blockedAt > 1<<20 {
+	if n := written.Load(); blockedAt < total && n-blockedAt > 1<<20 {
 		t.Errorf("the non-reader wrote %d KiB more while blocked", (n-blockedAt)>>10)
 	}
 	// Redis holds the slow reader's backlog: the proxy stopped reading it.

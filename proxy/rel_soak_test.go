@@ -89,7 +89,9 @@ func TestRelSoak(t *testing.T) {
 	addr := p.Addr().String()
 	allowed := []string{errLost, errUnavailable, "LOADING "}
 
-	writers := startWriters(t, addr, "soak", 10, 5, allowed...)
+	// Writers at a steady 1,000 writes a second each (the lists are read
+	// back at the end); the other clients go as fast as they can.
+	writers := startWriters(t, addr, "soak", 10, 5, 5*time.Millisecond, allowed...)
 	load := startLoad(t, addr, 10, 8, allowed...)
 	var extra sync.WaitGroup
 	stop := make(chan struct{})
