@@ -87,6 +87,7 @@ type session struct {
 	watching  bool
 	watchLost bool // the uplink changed while WATCH was active: EXEC aborts
 	dialErr   error
+	clock     int64 // proxy clock at the last read from the client or the last wait: a command's sent time
 	hdr       []byte
 	argBuf    []byte
 	args      [][]byte
@@ -273,6 +274,7 @@ func (s *session) waitClient() error {
 		return err
 	}
 	s.conn.lastRead = s.p.now()
+	s.clock = s.conn.lastRead
 	s.cpre.set(slab, n, s.conn)
 	s.cbr = getReader(&s.cpre)
 	s.cr.Reset(s.cbr)
@@ -486,12 +488,13 @@ func (s *session) forward(rec record) error {
 		if err := s.q.waitSpace(s.done); err != nil {
 			return err
 		}
+		s.clock = s.p.now()
 	}
 	u := s.up
 	if endsUnit {
 		rec.flags |= flagEndsUnit
 	}
-	rec.sent = s.p.now()
+	rec.sent = s.clock
 	s.q.push(rec)
 	var w io.Writer = u.w()
 	if s.p.logMessages.Load() {
@@ -584,7 +587,8 @@ func (s *session) ensureUplink() error {
 		s.p.dialFailed(s, err)
 		return err
 	}
-	u.conn.SetReadDeadline(s.p.wall(s.p.now() + rc.limit.Nanoseconds()))
+	s.clock = s.p.now()
+	u.conn.SetReadDeadline(s.p.wall(s.clock + rc.limit.Nanoseconds()))
 	s.up = u
 	s.cur.Store(u)
 	if s.closing() {
@@ -615,6 +619,7 @@ func (s *session) enterUnit() error {
 		if err := s.p.waitGate(s.done); err != nil {
 			return err
 		}
+		s.clock = s.p.now()
 	}
 }
 
@@ -1329,6 +1334,7 @@ func (c *clientConn) Read(b []byte) (int, error) {
 		n, err := c.Conn.Read(b)
 		if n > 0 || err == nil {
 			c.lastRead = s.p.now()
+			s.clock = c.lastRead
 			return n, err
 		}
 		if !isTimeout(err) {
