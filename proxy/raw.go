@@ -85,7 +85,7 @@ func (p *Proxy) relay(client net.Conn, t *target) {
 	defer client.Close()
 	log := p.log.With("client", client.RemoteAddr().String(), "raw", true)
 	ctx, cancel := context.WithTimeout(context.Background(), p.rc().limit)
-	up, err := t.rawDial(ctx)
+	up, err := t.connect(ctx)
 	cancel()
 	if err != nil {
 		p.dialErrors.Add(1)
@@ -137,22 +137,4 @@ func closeWrite(c net.Conn) {
 	default:
 		c.Close()
 	}
-}
-
-// rawDial connects to the uplink without any handshake of ours.
-func (t *target) rawDial(ctx context.Context) (net.Conn, error) {
-	d := net.Dialer{KeepAlive: 15 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", t.addr)
-	if err != nil {
-		return nil, err
-	}
-	if t.tls != nil {
-		tc := tls.Client(conn, t.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		return tc, nil
-	}
-	return conn, nil
 }

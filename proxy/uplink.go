@@ -56,23 +56,34 @@ type replay struct {
 	name  string
 }
 
-// dial connects to t within ctx and prepares the connection: AUTH with the
-// uplink credentials, then HELLO, SELECT and CLIENT SETNAME as st says,
-// all pipelined in one round trip. in, when not nil, reads the connection
-// (the session's deadline-keeping wrapper).
-func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplinkConn) (*uplink, error) {
+// connect opens a TCP or TLS connection to t within ctx (the TLS
+// handshake, with its certificate checks, included). The raw relay uses it
+// as it is.
+func (t *target) connect(ctx context.Context) (net.Conn, error) {
 	d := net.Dialer{KeepAlive: 15 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return nil, err
 	}
-	if t.tls != nil {
-		tc := tls.Client(conn, t.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		conn = tc
+	if t.tls == nil {
+		return conn, nil
+	}
+	tc := tls.Client(conn, t.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// dial connects to t within ctx and prepares the connection: AUTH with the
+// uplink credentials, then HELLO, SELECT and CLIENT SETNAME as st says,
+// all pipelined in one round trip. wrap, when not nil, gives the read side
+// the session's deadline-keeping wrapper.
+func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplinkConn) (*uplink, error) {
+	conn, err := t.connect(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
