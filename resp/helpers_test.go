@@ -128,14 +128,6 @@ func wantProtoErr(tb testing.TB, err error, want string) {
 	}
 }
 
-// wantErr fails unless errors.Is(err, want).
-func wantErr(tb testing.TB, err, want error) {
-	tb.Helper()
-	if !errors.Is(err, want) {
-		tb.Fatalf("have error %v, want %v", err, want)
-	}
-}
-
 // forwardAll forwards every value of br's stream to a buffer and returns
 // what was written, each value's Reply and the error that ended the
 // stream (io.EOF at a clean end).
