@@ -66,3 +66,46 @@ func TestLogMessages(t *testing.T) {
 		t.Errorf("commands logged with log_messages off")
 	}
 }
+
+// TestCloseReasonsLogged: every client connection's open and close are
+// logged, the close with why.
+func TestCloseReasonsLogged(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := testConfig(srv.Addr)
+	cfg.ReadTimeLimitMS = 200
+	cfg.ClientIdleTimeoutMS = 300
+	var logs syncBuffer
+	p := startProxy(t, cfg, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+
+	quit := dial(t, p)
+	expect(t, quit, "OK", "QUIT")
+	expectEOF(t, quit)
+
+	bad := dial(t, p)
+	bad.WriteRaw([]byte("*1\r\n+x\r\n"))
+	expectLine(t, bad, "-ERR Protocol error: expected '$', got '+'")
+	expectEOF(t, bad)
+
+	gone := dial(t, p)
+	expect(t, gone, "PONG", "PING")
+	gone.Close()
+
+	idle := dial(t, p)
+	expect(t, idle, "PONG", "PING")
+	expectEOF(t, idle)
+
+	slow := dial(t, p)
+	expect(t, slow, "(error) ERR proxy: command exceeded read_time_limit_ms", "BLPOP", "never", "0")
+	expectEOF(t, slow)
+
+	want := []string{"reason=\"client quit\"", "reason=\"protocol error: Protocol error: expected '$', got '+'\"", "reason=\"client closed\"", "reason=\"idle timeout\"", "reason=\"time limit\""}
+	waitFor(t, func() bool {
+		out := logs.String()
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return false
+			}
+		}
+		return strings.Count(out, "msg=\"client connected\"") == 5
+	})
+}
