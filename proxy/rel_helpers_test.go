@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime"
@@ -156,7 +157,26 @@ type relChecker struct {
 	err    error
 
 	mu   sync.Mutex
-	lats []time.Duration
+	lats []time.Duration // a uniform sample of at most relLatSample round trips
+	seen int
+	rnd  *rand.Rand
+}
+
+// relLatSample bounds the latencies a checker keeps (a reservoir sample):
+// a checker running for minutes must not grow the heap it helps measure.
+const relLatSample = 50000
+
+func (k *relChecker) observe(d time.Duration) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.seen++
+	if len(k.lats) < relLatSample {
+		k.lats = append(k.lats, d)
+		return
+	}
+	if i := k.rnd.IntN(k.seen); i < relLatSample {
+		k.lats[i] = d
+	}
 }
 
 // startChecker connects to addr and starts checking; depth commands per
@@ -168,10 +188,14 @@ func startChecker(t *testing.T, addr, name string, depth int) *relChecker {
 		t.Fatalf("checker %s: %v", name, err)
 	}
 	c.SetTimeout(30 * time.Second)
-	k := &relChecker{name: name, stop: make(chan struct{}), done: make(chan struct{})}
+	k := newChecker(name)
 	go k.run(c, depth)
 	t.Cleanup(func() { k.halt() })
 	return k
+}
+
+func newChecker(name string) *relChecker {
+	return &relChecker{name: name, stop: make(chan struct{}), done: make(chan struct{}), rnd: rand.New(rand.NewPCG(1, 2))}
 }
 
 func (k *relChecker) run(c *redistest.Client, depth int) {
@@ -210,9 +234,7 @@ func (k *relChecker) run(c *redistest.Client, depth int) {
 				return
 			}
 		}
-		k.mu.Lock()
-		k.lats = append(k.lats, time.Since(start))
-		k.mu.Unlock()
+		k.observe(time.Since(start))
 		k.rounds.Add(1)
 	}
 }

@@ -335,7 +335,7 @@ func startCheckerAuth(t *testing.T, addr, pass string) *relChecker {
 		t.Fatalf("AUTH: %v %v", v, err)
 	}
 	c.SetTimeout(30 * time.Second)
-	k := &relChecker{name: "auth", stop: make(chan struct{}), done: make(chan struct{})}
+	k := newChecker("auth")
 	go k.run(c, 4)
 	t.Cleanup(func() { k.halt() })
 	k.waitRounds(t, 2)

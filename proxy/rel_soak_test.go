@@ -62,7 +62,8 @@ const (
 // Redis and a relay to it, and in place) and pauses every few seconds,
 // and redis-server SIGKILLed and restarted (with an AOF, so acknowledged
 // writes survive). RSS, heap, goroutines and open files are sampled each
-// minute (each 10 s when shorter than 5 minutes) and must stay flat.
+// minute (each 10 s when shorter than 5 minutes) and must stay flat (RSS
+// only without -race: the race runtime's memory grows on its own).
 //
 // The short form (no -soak) lasts 20 s; `-soak=10m` runs it for ten
 // minutes (use -timeout 0 or a larger -timeout).
@@ -274,13 +275,21 @@ func TestRelSoak(t *testing.T) {
 	if worst.heap > first.heap+soakHeapSlack {
 		t.Errorf("heap grew: %s after %s", mib(worst.heap), mib(first.heap))
 	}
-	if worst.rss > first.rss+soakRSSSlack {
+	switch {
+	case relRace:
+		// The race runtime's own memory (shadow memory, metadata of
+		// every goroutine, channel and mutex ever made) grows with the
+		// work done and is never given back (golang/go#37233, #63276):
+		// RSS under -race says nothing about the proxy. The Go heap,
+		// checked above, does.
+		t.Logf("RSS under -race (the race runtime's memory included; not checked): %s -> %s", mib(first.rss), mib(last.rss))
+	case worst.rss > first.rss+soakRSSSlack:
 		t.Errorf("RSS grew: %s after %s", mib(worst.rss), mib(first.rss))
 	}
 	st := p.Status()
 	t.Logf("soak %v: %d commands; %d restarts, %d uplink switches, %d in-place reloads, %d pauses; writers: %d acknowledged writes verified (each once, in order), %d errors; ECHO load: %s; %d whole 256 KiB GETs; %d transactions; %d connect-QUIT cycles",
 		dur, st.Counters.Commands, restarts, switches, inPlace, pauses, verified, writers.errs.Load(), loadReport, bigOK.Load(), multiOK.Load(), churned.Load())
-	t.Logf("soak flat: from %v to worst goroutines %d, open files %d, heap %s, RSS %s (tolerances: +25%%+%d goroutines, +25%%+%d files, +%s heap, +%s RSS)",
+	t.Logf("soak flat: from %v to worst goroutines %d, open files %d, heap %s, RSS %s (tolerances: +25%%+%d goroutines, +25%%+%d files, +%s heap, +%s RSS without -race)",
 		first, worst.goroutines, worst.fds, mib(worst.heap), mib(worst.rss), soakGoroutineSlack, soakFDSlack, mib(soakHeapSlack), mib(soakRSSSlack))
 	relWaitFor(t, "every soak client gone", func() bool { return p.Status().Clients == 0 })
 	relShutdown(t, p)
