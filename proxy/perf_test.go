@@ -7,7 +7,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"testing"
+	"time"
 
 	"redis-proxy/internal/redistest"
 )
@@ -54,4 +56,53 @@ func TestIdleClientMemory(t *testing.T) {
 	heap := float64(after.HeapInuse-before.HeapInuse) / n
 	stack := float64(after.StackInuse-before.StackInuse) / n
 	t.Logf("per idle client (proxy side, incl. its uplink connection; the test's client conns are in the heap figure): heap %.0f B, stacks %.0f B, total %.1f KiB", heap, stack, (heap+stack)/1024)
+}
+
+// TestReloadLatencyWithClients measures a reload A -> B with 1,000
+// connected clients (each with an uplink connection), and checks that every
+// client then works on B.
+func TestReloadLatencyWithClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 connections")
+	}
+	a := redistest.Start(t)
+	b := redistest.Start(t, "--maxclients", "4000")
+	f := newConfigFile(t, a.Addr)
+	p := f.start()
+	const n = 1000
+	conns := make([]net.Conn, n)
+	br := make([]*bufio.Reader, n)
+	ping := func(i int) {
+		t.Helper()
+		io.WriteString(conns[i], "*1\r\n$4\r\nPING\r\n")
+		if line, err := br[i].ReadString('\n'); err != nil || line != "+PONG\r\n" {
+			t.Fatalf("client %d: %q %v", i, line, err)
+		}
+	}
+	for i := range n {
+		c, err := net.Dial("tcp", p.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i], br[i] = c, bufio.NewReaderSize(c, 64)
+		ping(i)
+	}
+	f.cfg.Uplink.Addr = b.Addr
+	f.write()
+	start := time.Now()
+	if err := p.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	d := time.Since(start)
+	t.Logf("reload A -> B with %d connected clients: %v", n, d)
+	if d > 500*time.Millisecond {
+		t.Errorf("reload took %v", d)
+	}
+	for i := range n {
+		ping(i)
+	}
+	if have := do(t, b.Client(t), "INFO", "clients"); !strings.Contains(have, "connected_clients:1001") {
+		t.Errorf("clients on B:\n%s", have)
+	}
 }
