@@ -11,7 +11,7 @@ const (
 	kindSelect          // SELECT <arg>: on success the db is arg
 	kindHello           // HELLO [arg] [SETNAME]: on success proto is arg (if >0), name set if flagName
 	kindSetName         // CLIENT SETNAME: on success the name is the next of the session's names
-	kindMulti           // MULTI
+	kindMulti           // MULTI <arg: transaction id>: an error (or a lost connection) ends the transaction
 	kindExecNil         // a DISCARD sent for an EXEC whose WATCH was lost: reply with a null array
 	kindExecAbort       // a DISCARD sent for an EXEC of a transaction the proxy refused part of
 )
@@ -19,6 +19,7 @@ const (
 const (
 	flagEndsUnit uint8 = 1 << iota // the reply ends a pause unit (a command, or EXEC/DISCARD of a MULTI)
 	flagName                       // the command set a name (HELLO SETNAME)
+	flagEndsTx                     // EXEC or DISCARD of transaction arg: its reply ends the transaction's unit
 )
 
 // record is one forwarded command awaiting its reply, in the order sent.

@@ -2,43 +2,27 @@ package proxy
 
 import (
 	"context"
-	"flag"
 	"testing"
 	"time"
 
 	"redis-proxy/internal/redistest"
 )
 
-// Bugs the reliability suite found and did not fix (each needs a design
-// decision, not a few lines). Their tests fail today and are left out of
-// the default run; `go test -run KnownBug -known-bugs ./proxy/` runs them.
-// doc/reliability.md describes each.
-var relKnownBugs = flag.Bool("known-bugs", false, "reliability suite: run the tests of known, unfixed bugs (they fail)")
-
-func knownBug(t *testing.T) {
-	t.Helper()
-	if !*relKnownBugs {
-		t.Skip("a known bug, not fixed yet (see doc/reliability.md); run with -known-bugs")
-	}
-}
-
-// TestRelKnownBugFailedMulti: a MULTI answered with an error leaves the
-// session "in a transaction" in the proxy (session.multi sets inMulti once
-// MULTI is queued, whatever its reply), while the client was told there
-// is none. Two ways it happens:
+// TestRelFailedMulti: a MULTI answered with an error leaves the session in
+// no transaction, as the client was told (it was a bug found by this
+// suite: session.multi took the transaction for open once MULTI was sent,
+// whatever its reply). Two ways it happens:
 //
 //   - the uplink connection dies with MULTI in flight (Redis restarted):
-//     MULTI gets "uplink connection lost", and every later command of a
-//     client that does not pipeline its transaction (MULTI, read the
-//     reply, then the commands) gets the same error until it sends EXEC
-//     or DISCARD, where Redis would run them;
+//     MULTI gets "uplink connection lost", and later commands must run as
+//     Redis would run them, not be refused until an EXEC;
 //   - Redis refuses MULTI (an ACL without +multi: NOPERM): later commands
-//     run, but bypass the pause gate as if inside the transaction.
+//     go through the pause gate again.
 //
-// Either way the session holds a pause unit: a pause or reload waits
-// read_time_limit_ms + 250 ms, then disconnects the client.
-func TestRelKnownBugFailedMulti(t *testing.T) {
-	knownBug(t)
+// Either way the session must not hold a pause unit: a pause completes at
+// once. Also with the transaction pipelined behind the refused MULTI, and
+// after a RESET inside a transaction.
+func TestRelFailedMulti(t *testing.T) {
 	t.Run("uplink lost with MULTI in flight", func(t *testing.T) {
 		srv := redistest.Start(t)
 		relay := startRelay(t, srv.Addr)
@@ -69,6 +53,23 @@ func TestRelKnownBugFailedMulti(t *testing.T) {
 		expectPrefix(t, c, "(error) NOPERM", "MULTI")
 		expect(t, c, "OK", "SET", "k", "v")
 		checkPauseQuick(t, p)
+		// Pipelined: MULTI refused, the SET runs, EXEC is "without MULTI".
+		vs, err := c.Pipeline([]any{"MULTI"}, []any{"SET", "k", "w"}, []any{"EXEC"})
+		if err != nil || len(vs) != 3 || vs[1].String() != "OK" || vs[2].Err() == nil {
+			t.Fatalf("pipelined transaction behind a refused MULTI: %v %v", vs, err)
+		}
+		checkPauseQuick(t, p)
+		expect(t, c, `"w"`, "GET", "k")
+	})
+	t.Run("RESET inside a transaction", func(t *testing.T) {
+		srv := redistest.Start(t)
+		p := startProxy(t, testConfig(srv.Addr))
+		c := dial(t, p)
+		expect(t, c, "OK", "MULTI")
+		expect(t, c, "QUEUED", "SET", "k", "v")
+		expect(t, c, "RESET", "RESET")
+		checkPauseQuick(t, p)
+		expect(t, c, "(nil)", "GET", "k")
 	})
 }
 

@@ -77,13 +77,20 @@ type session struct {
 	units     atomic.Int32           // pause units in flight: a command, or a MULTI block
 	ended     int32                  // units whose replies await the next flush (reply goroutine, under outMu)
 	inMultiA  atomic.Bool            // inside MULTI, for the pause's straggler check
+	// A transaction holds one pause unit from MULTI to its end. Its end may
+	// be learnt by either goroutine (an EXEC or DISCARD answered, a MULTI
+	// refused or lost, or answered here); whoever clears txOpen first ends
+	// the unit, so it is never ended twice.
+	txOpen   atomic.Int32 // id of the transaction whose unit is held; 0: none
+	txFailed atomic.Int32 // id of a transaction whose MULTI failed (reply side)
 
 	// The request goroutine's own state.
 	up        *uplink
 	authed    bool
 	inMulti   bool
-	multiLost bool // the uplink died inside MULTI: the block fails at EXEC
-	txDirty   bool // the proxy refused a command inside MULTI: EXECABORT
+	txID      int32 // the current (or last) transaction's id
+	multiLost bool  // the uplink died inside MULTI: the block fails at EXEC
+	txDirty   bool  // the proxy refused a command inside MULTI: EXECABORT
 	watching  bool
 	watchLost bool // the uplink changed while WATCH was active: EXEC aborts
 	dialErr   error
@@ -301,7 +308,14 @@ func (s *session) readFailed(err error) error {
 		return err
 	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
 		s.flushUp()
-		s.q.waitEmpty(s.done)
+		if s.q.waitEmpty(s.done) == nil {
+			// Every reply is popped; the reply goroutine holds outMu from
+			// forwarding a batch until it is flushed: once we have it,
+			// they have all gone out.
+			s.outMu.Lock()
+			s.flushOut()
+			s.outMu.Unlock()
+		}
 		return io.EOF
 	}
 	return err
@@ -321,14 +335,17 @@ func (s *session) inputCut(err error) error {
 	if werr := s.q.waitHead(s.q.tail.Load()-1, s.done); werr != nil {
 		return werr
 	}
+	// The replies due are popped; holding outMu means the reply goroutine
+	// has flushed them too (it keeps outMu from forwarding to flushing).
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
 	if pe == nil {
+		s.flushOut()
 		return io.EOF
 	}
 	s.stats.errors.Add(1)
-	s.outMu.Lock()
 	s.out().Write(resp.AppendError(s.hdr[:0], "ERR "+pe.Error()))
 	s.flushOut()
-	s.outMu.Unlock()
 	return err
 }
 
@@ -420,6 +437,12 @@ func (s *session) command(argc int, name []byte) error {
 		return s.replyError(msgNoAuth)
 	}
 	s.hdr = resp.AppendBulk(resp.AppendArray(s.hdr[:0], argc), name)
+	if s.inMulti && s.txFailed.Load() == s.txID {
+		// Redis refused the MULTI, or it was lost: the client was told so
+		// and is in no transaction (the reply side ended its unit).
+		s.inMulti, s.multiLost, s.txDirty = false, false, false
+		s.inMultiA.Store(false)
+	}
 	if s.inMulti && s.multiLost && c != cmdExec && c != cmdDiscard && c != cmdQuit && c != cmdReset {
 		return s.replyError(msgUplinkLost)
 	}
@@ -819,13 +842,33 @@ func (s *session) multi() error {
 	if s.inMulti {
 		return s.forward(record{kind: kindPlain}) // Redis answers the nesting error
 	}
+	s.txID++
+	if s.txID <= 0 {
+		s.txID = 1
+	}
+	s.txOpen.Store(s.txID)
 	t := s.q.tail.Load()
-	if err := s.forward(record{kind: kindMulti}); err != nil || s.q.tail.Load() == t {
-		return err // not sent (the uplink is unavailable): no transaction
+	if err := s.forward(record{kind: kindMulti, arg: s.txID}); err != nil || s.q.tail.Load() == t {
+		s.txOpen.Store(0) // not sent (the uplink is unavailable): no transaction, no unit
+		return err
 	}
 	s.inMulti, s.multiLost, s.txDirty = true, false, false
 	s.inMultiA.Store(true)
 	return nil
+}
+
+// endTx ends transaction id's unit unless it has been ended already. The
+// reply side passes ended=true and the unit ends at its next flush.
+func (s *session) endTx(id int32, replySide bool) bool {
+	if id == 0 || !s.txOpen.CompareAndSwap(id, 0) {
+		return false
+	}
+	if replySide {
+		s.ended++
+	} else {
+		s.leaveUnit()
+	}
+	return true
 }
 
 // endMulti handles EXEC and DISCARD.
@@ -840,13 +883,13 @@ func (s *session) endMulti(c cmdClass) error {
 	s.inMultiA.Store(false)
 	if lost {
 		// No MULTI is open on the uplink: answer here and end the unit.
-		s.leaveUnit()
+		s.endTx(s.txID, false)
 		if c == cmdDiscard {
 			return s.replyErrorOr("", "OK")
 		}
 		return s.replyError(msgExecAbort)
 	}
-	rec := record{kind: kindPlain, flags: flagEndsUnit}
+	rec := record{kind: kindPlain, flags: flagEndsTx, arg: s.txID}
 	if c == cmdExec && (dirty || watchLost) {
 		// Send DISCARD instead, and answer as Redis would have.
 		if err := s.cr.SkipArgs(); err != nil {
@@ -874,8 +917,12 @@ func (s *session) replyErrorOr(msg, ok string) error {
 // forwardInUnit forwards a command that ends the MULTI unit already held.
 func (s *session) forwardInUnit(rec record) error {
 	s.inMulti = true // forward must not open a new unit
+	t := s.q.tail.Load()
 	err := s.forward(rec)
 	s.inMulti = false
+	if s.q.tail.Load() == t {
+		s.endTx(rec.arg, false) // not sent: the transaction is over all the same
+	}
 	return err
 }
 
@@ -889,9 +936,7 @@ func (s *session) reset() error {
 	if err := s.q.waitEmpty(s.done); err != nil {
 		return err
 	}
-	if s.inMulti && !s.multiLost {
-		s.leaveUnit()
-	}
+	s.endTx(s.txID, false)
 	s.retire()
 	s.st = replay{proto: 2}
 	s.inMulti, s.multiLost, s.txDirty, s.watching, s.watchLost = false, false, false, false, false
@@ -1174,6 +1219,20 @@ func (s *session) answered(rec *record, rep resp.Reply) {
 	if rec.flags&flagEndsUnit != 0 {
 		s.ended++
 	}
+	switch {
+	case rec.flags&flagEndsTx != 0:
+		s.endTx(rec.arg, true)
+	case rec.kind == kindMulti && !ok:
+		s.failTx(rec.arg)
+	}
+}
+
+// failTx ends a transaction whose MULTI failed (refused, or its connection
+// lost): the client was told, and the request side learns it from txFailed.
+func (s *session) failTx(id int32) {
+	if s.endTx(id, true) {
+		s.txFailed.Store(id)
+	}
 }
 
 // flushOut flushes the client writer (under outMu); the units whose
@@ -1212,6 +1271,12 @@ func (s *session) answerUntil(seq uint64, msg string) {
 		s.stats.errors.Add(1)
 		if rec.flags&flagEndsUnit != 0 {
 			s.ended++
+		}
+		switch {
+		case rec.flags&flagEndsTx != 0:
+			s.endTx(rec.arg, true)
+		case rec.kind == kindMulti:
+			s.failTx(rec.arg)
 		}
 		s.q.pop()
 	}
