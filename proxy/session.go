@@ -40,7 +40,7 @@ var (
 	errQuit       = errors.New("client quit")
 	errTimeLimit  = errors.New("time limit")
 	errIdle       = errors.New("idle timeout")
-	errUnsolicted = errors.New("uplink sent a reply nobody asked for")
+	errUnsolicited = errors.New("uplink sent a reply nobody asked for")
 )
 
 // handoff gives the reply goroutine its next uplink (nil: none yet), and
@@ -1068,7 +1068,7 @@ func (s *session) replies() {
 		case errors.As(err, &we):
 			s.close(fmt.Errorf("client write: %w", we.Err))
 			return
-		case errors.Is(err, errUnsolicted), errors.As(err, &pe):
+		case errors.Is(err, errUnsolicited), errors.As(err, &pe):
 			s.close(fmt.Errorf("uplink: %w", err))
 			return
 		case errors.Is(err, errCut):
@@ -1151,7 +1151,7 @@ func (s *session) pump(u *uplink) error {
 		}
 		rec, ok := s.q.peek()
 		if !ok {
-			return errUnsolicted
+			return errUnsolicited
 		}
 		var rep resp.Reply
 		switch rec.kind {
