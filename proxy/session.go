@@ -37,9 +37,9 @@ const (
 
 // Why a session ended, for the close log line.
 var (
-	errQuit       = errors.New("client quit")
-	errTimeLimit  = errors.New("time limit")
-	errIdle       = errors.New("idle timeout")
+	errQuit        = errors.New("client quit")
+	errTimeLimit   = errors.New("time limit")
+	errIdle        = errors.New("idle timeout")
 	errUnsolicited = errors.New("uplink sent a reply nobody asked for")
 )
 
