@@ -47,7 +47,7 @@ func putWriter(bw *bufio.Writer) {
 // buffer, then reads what is there into a pooled slab. It is made once per
 // connection so that a wait allocates nothing.
 type sockWait struct {
-	rc   syscall.RawConn
+	raw  syscall.RawConn
 	fn   func(uintptr) bool
 	slab *[]byte
 	n    int
@@ -65,7 +65,7 @@ func newSockWait(c net.Conn) *sockWait {
 	if err != nil {
 		return nil
 	}
-	w := &sockWait{rc: rc}
+	w := &sockWait{raw: rc}
 	w.fn = w.ready
 	return w
 }
@@ -124,7 +124,7 @@ func (p *preload) release() {
 // decides: nil waits on (it has moved the deadline), an error ends the wait.
 func (w *sockWait) read(timedOut func() error) (*[]byte, int, error) {
 	for {
-		err := w.rc.Read(w.fn)
+		err := w.raw.Read(w.fn)
 		slab, n, rerr := w.slab, w.n, w.err
 		w.slab = nil
 		switch {

@@ -1,6 +1,30 @@
 package proxy
 
-import "redis-proxy/resp"
+import (
+	"crypto/subtle"
+	"strings"
+
+	"redis-proxy/resp"
+)
+
+// The command handlers of the request goroutine: classify says what the
+// proxy must know of a command, command dispatches it, and the handlers
+// below answer it here or forward it with the record its reply needs.
+
+// Replies the proxy gives itself, worded as Redis words them.
+const (
+	msgNoAuth       = "NOAUTH Authentication required."
+	msgHelloNoAuth  = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	msgWrongPass    = "WRONGPASS invalid username-password pair or user is disabled."
+	msgNoPassword   = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+	msgTimeLimit    = "ERR proxy: command exceeded read_time_limit_ms"
+	msgUplinkLost   = "ERR proxy: uplink connection lost"
+	msgExecAbort    = "EXECABORT Transaction discarded because of previous errors."
+	msgNotInMulti   = "ERR Command not allowed inside a transaction"
+	msgMaxClients   = "ERR max number of clients reached"
+	msgNoProto      = "NOPROTO sorry, this protocol version is not supported."
+	msgProtoVersion = "ERR Protocol version is not an integer or out of range"
+)
 
 // cmdClass is what the proxy must know about a command.
 type cmdClass uint8
@@ -82,4 +106,318 @@ func classify(name []byte) cmdClass {
 		}
 	}
 	return cmdPlain
+}
+
+// command handles one command whose name has been read.
+func (s *session) command(argc int, name []byte) error {
+	c := classify(name)
+	if s.p.logMessages.Load() && c != cmdPlain && c != cmdSelect && c != cmdClient && c != cmdWatch && c != cmdUnwatch && c != cmdMulti && c != cmdExec && c != cmdDiscard {
+		s.logCommand(c, name, argc) // forwarded commands are logged as sent
+	}
+	if !s.authed && c != cmdAuth && c != cmdHello && c != cmdQuit && c != cmdReset {
+		return s.replyError(msgNoAuth)
+	}
+	s.hdr = resp.AppendBulk(resp.AppendArray(s.hdr[:0], argc), name)
+	if s.txn.open && s.tx.failed.Load() == s.txn.id {
+		// Redis refused the MULTI, or it was lost: the client was told so
+		// and is in no transaction (the reply side ended its unit).
+		s.txn.stop(&s.tx)
+	}
+	if s.txn.open && s.txn.lost && c != cmdExec && c != cmdDiscard && c != cmdQuit && c != cmdReset {
+		return s.replyError(msgUplinkLost)
+	}
+	switch c {
+	case cmdPlain:
+		return s.forward(record{kind: kindPlain})
+	case cmdAuth:
+		return s.auth(argc)
+	case cmdHello:
+		return s.hello(argc)
+	case cmdQuit:
+		s.replyOK("OK")
+		return errQuit
+	case cmdReset:
+		return s.reset()
+	case cmdSelect:
+		return s.selectDB(argc)
+	case cmdClient:
+		return s.client(argc)
+	case cmdMulti:
+		return s.multi()
+	case cmdExec, cmdDiscard:
+		return s.endMulti(c)
+	case cmdWatch:
+		if !s.txn.open {
+			s.txn.watching = true
+		}
+		return s.forward(record{kind: kindPlain})
+	case cmdUnwatch:
+		if !s.txn.open {
+			s.txn.watching, s.txn.watchLost = false, false
+		}
+		return s.forward(record{kind: kindPlain})
+	}
+	return s.replyError("ERR proxy: '" + strings.ToLower(string(name)) + "' is not supported")
+}
+
+// auth answers AUTH [user] pass against listen.pass; it is never forwarded.
+func (s *session) auth(argc int) error {
+	if argc != 2 && argc != 3 {
+		return s.replyError("ERR wrong number of arguments for 'auth' command")
+	}
+	if s.txn.open {
+		s.txn.dirty = true
+		return s.replyError(msgNotInMulti)
+	}
+	if err := s.readArgs(); err != nil {
+		return s.argFailed(err)
+	}
+	var user []byte
+	pass := s.args[0]
+	if argc == 3 {
+		user, pass = s.args[0], s.args[1]
+	}
+	if msg := s.checkPass(user, pass, argc == 2); msg != "" {
+		return s.reply(resp.AppendError(s.hdr[:0], msg))
+	}
+	return s.reply(resp.AppendSimple(s.hdr[:0], "OK"))
+}
+
+// checkPass checks a client's credentials; "" means accepted, otherwise
+// the error Redis would give.
+func (s *session) checkPass(user, pass []byte, passOnly bool) string {
+	want := s.p.conf().cfg.Listen.Pass
+	if want == "" {
+		if passOnly {
+			return msgNoPassword
+		}
+		if string(user) == "default" {
+			s.setAuthed()
+			return ""
+		}
+		return msgWrongPass
+	}
+	okUser := user == nil || string(user) == "default"
+	okPass := subtle.ConstantTimeCompare(pass, []byte(want)) == 1
+	if !okUser || !okPass {
+		return msgWrongPass
+	}
+	s.setAuthed()
+	return ""
+}
+
+func (s *session) setAuthed() {
+	if !s.authed {
+		s.authed = true
+		s.cr.SetLimits(resp.DefaultLimits)
+	}
+}
+
+// hello handles HELLO [protover [AUTH user pass] [SETNAME name]]: the AUTH
+// part is answered here, the rest is forwarded.
+func (s *session) hello(argc int) error {
+	if s.txn.open {
+		s.txn.dirty = true
+		return s.replyError(msgNotInMulti)
+	}
+	if err := s.readArgs(); err != nil {
+		return s.argFailed(err)
+	}
+	var proto int64
+	if len(s.args) > 0 {
+		v, ok := resp.ParseInt(s.args[0])
+		if !ok {
+			return s.reply(resp.AppendError(s.hdr[:0], msgProtoVersion))
+		}
+		if v < 2 || v > 3 {
+			return s.reply(resp.AppendError(s.hdr[:0], msgNoProto))
+		}
+		proto = v
+	}
+	var user, pass, name []byte
+	hasAuth, hasName := false, false
+	for i := 1; i < len(s.args); i++ {
+		left := len(s.args) - 1 - i
+		switch {
+		case resp.Equal(s.args[i], "AUTH") && left >= 2:
+			user, pass, hasAuth = s.args[i+1], s.args[i+2], true
+			i += 2
+		case resp.Equal(s.args[i], "SETNAME") && left >= 1:
+			name, hasName = s.args[i+1], true
+			i++
+		default:
+			return s.reply(resp.AppendError(s.hdr[:0], "ERR Syntax error in HELLO option '"+string(s.args[i])+"'"))
+		}
+	}
+	if hasAuth {
+		if msg := s.checkPass(user, pass, false); msg != "" {
+			return s.reply(resp.AppendError(s.hdr[:0], msg))
+		}
+	} else if !s.authed {
+		return s.reply(resp.AppendError(s.hdr[:0], msgHelloNoAuth))
+	}
+	n := 1
+	if proto > 0 {
+		n++
+	}
+	if hasName {
+		n += 2
+	}
+	s.hdr = resp.AppendBulkString(resp.AppendArray(s.hdr[:0], n), "HELLO")
+	if proto > 0 {
+		s.hdr = resp.AppendBulk(s.hdr, s.args[0])
+	}
+	rec := record{kind: kindHello, arg: int32(proto)}
+	if hasName {
+		s.hdr = resp.AppendBulk(resp.AppendBulkString(s.hdr, "SETNAME"), name)
+		rec.flags |= flagName
+		rec.val = string(name)
+	}
+	return s.forward(rec)
+}
+
+// selectDB forwards SELECT and, on success, remembers the db for replay.
+func (s *session) selectDB(argc int) error {
+	if argc != 2 {
+		return s.forward(record{kind: kindPlain})
+	}
+	if s.txn.open {
+		s.txn.dirty = true
+		return s.replyError("ERR proxy: 'select' inside MULTI is not supported")
+	}
+	a, err := s.cr.Arg()
+	if err != nil {
+		return s.forwardIfTooLong(err)
+	}
+	s.hdr = resp.AppendBulk(s.hdr, a)
+	db, ok := resp.ParseInt(a)
+	if !ok || db < 0 || db > 1<<31-1 {
+		return s.forward(record{kind: kindPlain})
+	}
+	return s.forward(record{kind: kindSelect, arg: int32(db)})
+}
+
+// client inspects CLIENT's subcommand: SETNAME is remembered, REPLY would
+// break the pairing of commands and replies and is refused.
+func (s *session) client(argc int) error {
+	if argc < 2 {
+		return s.forward(record{kind: kindPlain})
+	}
+	sub, err := s.cr.Arg()
+	if err != nil {
+		return s.forwardIfTooLong(err)
+	}
+	s.hdr = resp.AppendBulk(s.hdr, sub)
+	switch {
+	case resp.Equal(sub, "REPLY"):
+		return s.replyError("ERR proxy: 'client reply' is not supported")
+	case resp.Equal(sub, "SETNAME") && argc == 3:
+		if s.txn.open {
+			s.txn.dirty = true
+			return s.replyError("ERR proxy: 'client setname' inside MULTI is not supported")
+		}
+		name, err := s.cr.Arg()
+		if err != nil {
+			return s.forwardIfTooLong(err)
+		}
+		s.hdr = resp.AppendBulk(s.hdr, name)
+		return s.forward(record{kind: kindSetName, val: string(name)})
+	}
+	return s.forward(record{kind: kindPlain})
+}
+
+// multi starts a transaction: one pause unit until EXEC or DISCARD.
+func (s *session) multi() error {
+	if s.txn.open {
+		return s.forward(record{kind: kindPlain}) // Redis answers the nesting error
+	}
+	id := s.txn.next()
+	t := s.q.tail.Load()
+	if err := s.forward(record{kind: kindMulti, arg: id}); err != nil || s.q.tail.Load() == t {
+		return err // not sent (the uplink is unavailable): no transaction, no unit
+	}
+	s.txn.start(&s.tx)
+	return nil
+}
+
+// endMulti handles EXEC and DISCARD.
+func (s *session) endMulti(c cmdClass) error {
+	if !s.txn.open {
+		return s.forward(record{kind: kindPlain}) // Redis answers "without MULTI"
+	}
+	id := s.txn.id
+	lost, dirty, watchLost := s.txn.lost || !s.uplinkOK(), s.txn.dirty, s.txn.watchLost
+	// The transaction ends here whatever happens next.
+	s.txn.stop(&s.tx)
+	if lost {
+		// No MULTI is open on the uplink: answer here.
+		var err error
+		if c == cmdDiscard {
+			err = s.replyOK("OK")
+		} else {
+			err = s.replyError(msgExecAbort)
+		}
+		s.endLocally(id)
+		return err
+	}
+	rec := record{kind: kindPlain, flags: flagEndsTx, arg: id}
+	if c == cmdExec && (dirty || watchLost) {
+		// Send DISCARD instead, and answer as Redis would have.
+		if err := s.cr.SkipArgs(); err != nil {
+			return s.readFailed(err)
+		}
+		s.hdr = resp.AppendCommand(s.hdr[:0], "DISCARD")
+		rec.kind = kindExecNil
+		if dirty {
+			rec.kind = kindExecAbort
+		}
+	}
+	t := s.q.tail.Load()
+	err := s.forwardInTx(rec)
+	if s.q.tail.Load() == t {
+		s.endLocally(id) // not sent: the transaction is over all the same
+	}
+	return err
+}
+
+// forwardInTx forwards a command inside the transaction whose unit is
+// already held (forward must not open a new one).
+func (s *session) forwardInTx(rec record) error {
+	s.txn.open = true
+	err := s.forward(rec)
+	s.txn.open = false
+	return err
+}
+
+// endLocally ends the unit of transaction id when none of its ending
+// commands reached the ring, unless its MULTI failed (the reply side
+// ended it then). Every reply due has been delivered before (the local
+// reply waited for them), so the reply side is done with the transaction.
+func (s *session) endLocally(id int32) {
+	if s.q.empty() && s.tx.failed.Load() != id {
+		s.p.gate.leave(&s.hold, 1)
+	}
+}
+
+// reset answers RESET here: the uplink connection is dropped (the next
+// command dials a fresh one) and the session is as new.
+func (s *session) reset() error {
+	if err := s.cr.SkipArgs(); err != nil {
+		return s.readFailed(err)
+	}
+	s.flushUp()
+	if err := s.q.waitEmpty(s.done); err != nil {
+		return err
+	}
+	if s.txn.open {
+		s.endLocally(s.txn.id)
+	}
+	s.txn.stop(&s.tx)
+	s.retire()
+	s.st = newReplay()
+	if s.p.conf().cfg.Listen.Pass != "" {
+		s.authed = false
+		s.cr.SetLimits(resp.UnauthenticatedLimits)
+	}
+	return s.reply(resp.AppendSimple(s.hdr[:0], "RESET"))
 }

@@ -449,7 +449,7 @@ func TestReloadWhilePausedStaysPaused(t *testing.T) {
 // TestReloadInPlace: settings that change nothing on the uplink apply
 // without moving any client.
 func TestReloadInPlace(t *testing.T) {
-	a := redistest.Start(t)
+	a := redistest.Start(t, "--enable-debug-command", "yes")
 	f := newConfigFile(t, a.Addr)
 	p := f.start()
 	c := dial(t, p)
@@ -464,8 +464,13 @@ func TestReloadInPlace(t *testing.T) {
 	if have := do(t, c, "CLIENT", "ID"); have != id {
 		t.Errorf("the uplink connection changed: %s -> %s", id, have)
 	}
-	// The new time limit applies.
-	expect(t, c, "(error) ERR proxy: command exceeded read_time_limit_ms", "BLPOP", "never", "0")
+	// The new time limit applies at once, on the uplink connection dialed
+	// under the old one too.
+	start := time.Now()
+	expect(t, c, "(error) ERR proxy: command exceeded read_time_limit_ms", "DEBUG", "SLEEP", "3")
+	if d := time.Since(start); d > 250*time.Millisecond+time.Second {
+		t.Errorf("the command was cut after %v, want the new limit (250ms) plus a margin", d)
+	}
 	// New clients need the new password.
 	n := dial(t, p)
 	expect(t, n, "(error) NOAUTH Authentication required.", "PING")

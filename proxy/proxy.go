@@ -1,9 +1,3 @@
-// Package proxy is redis-proxy's core: the managed RESP listener with one
-// session (a goroutine pair) per client, each with its own uplink
-// connection; the raw relay; and the one state machine behind pause,
-// unpause and reload (CONTRACT.md §3 and §4).
-//
-// It imports resp and config, and nothing above it.
 package proxy
 
 import (
@@ -58,21 +52,17 @@ type Proxy struct {
 	loadConfig func() (*config.Config, error)
 	epoch      time.Time
 
-	rcp         atomic.Pointer[runtimeConfig]
+	confp       atomic.Pointer[runtimeConfig]
 	logMessages atomic.Bool
 
-	// The state machine (state.go).
+	// The state machine (state.go) and the pause gate it closes (gate.go).
 	mu         sync.Mutex
 	state      State
-	stateSince time.Time     // when state was entered; duration_ms of a transition is the time spent in the state left
-	resume     chan struct{} // closed when the gate opens
-	pause      *pauseOp      // the pause in progress or in force
+	stateSince time.Time // when state was entered; duration_ms of a transition is the time spent in the state left
+	pause      *pauseOp  // the pause in progress or in force
 	pausedAt   time.Time
 	reloadMu   sync.Mutex
-	gateClosed atomic.Bool
-	busy       atomic.Int64 // sessions with a unit in flight
-	drained    chan struct{}
-	waiting    atomic.Int64
+	gate       *gate
 
 	sessMu   sync.Mutex
 	sessions map[*session]struct{}
@@ -116,18 +106,16 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		epoch:      time.Now(),
 		state:      StateStarting,
 		stateSince: time.Now(),
-		resume:     make(chan struct{}),
-		drained:    make(chan struct{}, 1),
+		gate:       newGate(),
 		sessions:   make(map[*session]struct{}),
 		stopped:    make(chan struct{}),
 	}
-	close(p.resume)
 	p.raw.conns = make(map[net.Conn]struct{})
-	rc, err := buildRuntime(cfg, 1)
+	conf, err := buildRuntime(cfg, 1)
 	if err != nil {
 		return nil, err
 	}
-	p.rcp.Store(rc)
+	p.confp.Store(conf)
 	p.logMessages.Store(cfg.LogMessages)
 	return p, nil
 }
@@ -137,17 +125,18 @@ func buildRuntime(cfg *config.Config, gen uint64) (*runtimeConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	rc := &runtimeConfig{cfg: cfg, target: t, limit: cfg.ReadTimeLimit(), idle: cfg.ClientIdleTimeout()}
-	if rc.listenTLS, err = cfg.ListenTLS(); err != nil {
+	conf := &runtimeConfig{cfg: cfg, target: t, limit: cfg.ReadTimeLimit(), idle: cfg.ClientIdleTimeout()}
+	if conf.listenTLS, err = cfg.ListenTLS(); err != nil {
 		return nil, err
 	}
-	if rc.rawTLS, err = cfg.ListenRawTLS(); err != nil {
+	if conf.rawTLS, err = cfg.ListenRawTLS(); err != nil {
 		return nil, err
 	}
-	return rc, nil
+	return conf, nil
 }
 
-func (p *Proxy) rc() *runtimeConfig { return p.rcp.Load() }
+// conf is the runtime configuration in force.
+func (p *Proxy) conf() *runtimeConfig { return p.confp.Load() }
 
 // now is the proxy clock: monotonic nanoseconds since New.
 func (p *Proxy) now() int64 { return int64(time.Since(p.epoch)) }
@@ -158,13 +147,13 @@ func (p *Proxy) wall(ns int64) time.Time { return p.epoch.Add(time.Duration(ns))
 // Start opens the listeners and starts serving. The uplink may be down:
 // it is not dialed until a client sends a command.
 func (p *Proxy) Start() error {
-	rc := p.rc()
-	ln, err := net.Listen("tcp", rc.cfg.Listen.Addr)
+	conf := p.conf()
+	ln, err := net.Listen("tcp", conf.cfg.Listen.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if rc.cfg.ListenRaw.Addr != "" {
-		rawLn, err := net.Listen("tcp", rc.cfg.ListenRaw.Addr)
+	if conf.cfg.ListenRaw.Addr != "" {
+		rawLn, err := net.Listen("tcp", conf.cfg.ListenRaw.Addr)
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("listen_raw: %w", err)
@@ -212,11 +201,11 @@ func (p *Proxy) acceptLoop(ln net.Listener) {
 			continue
 		}
 		backoff = 0
-		rc := p.rc()
-		if rc.cfg.Listen.TLS && rc.listenTLS != nil {
-			conn = tls.Server(conn, rc.listenTLS)
+		conf := p.conf()
+		if conf.cfg.Listen.TLS && conf.listenTLS != nil {
+			conn = tls.Server(conn, conf.listenTLS)
 		}
-		s, ok := p.register(conn, rc.cfg.MaxClients)
+		s, ok := p.register(conn, conf.cfg.MaxClients)
 		if s == nil && ok {
 			continue // stopping
 		}
@@ -283,7 +272,7 @@ func (p *Proxy) forEachSession(f func(*session)) {
 func (p *Proxy) dialFailed(s *session, err error) {
 	p.dialErrors.Add(1)
 	if ok, n := p.dialLog.allow(time.Now()); ok {
-		p.log.Warn("uplink dial failed", "uplink", p.rc().target.addr, "err", err, "client", s.remote, "failures_since_last_log", n)
+		p.log.Warn("uplink dial failed", "uplink", p.conf().target.addr, "err", err, "client", s.remote, "failures_since_last_log", n)
 	}
 }
 
@@ -322,7 +311,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	prev := p.state
 	p.setState(StateStopping)
 	p.cancelPause()
-	p.closeGate()
+	p.gate.close()
 	p.mu.Unlock()
 	start := time.Now()
 	if p.ln != nil {
@@ -335,7 +324,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.sessMu.Lock()
 	p.stopping = true
 	for s := range p.sessions {
-		s.close(errShutdown)
+		s.apply(changeStop)
 	}
 	p.sessMu.Unlock()
 	p.TerminateRawConnections()
@@ -345,11 +334,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	return err
 }
 
-var errShutdown = errors.New("shutdown")
-
 // Status returns a snapshot for the admin API.
 func (p *Proxy) Status() Status {
-	rc := p.rc()
+	conf := p.conf()
 	p.mu.Lock()
 	state := p.state
 	pausedFor := time.Duration(0)
@@ -373,14 +360,14 @@ func (p *Proxy) Status() Status {
 		State:           state,
 		Version:         p.version,
 		UptimeS:         since(p.epoch),
-		Uplink:          UplinkInfo{Addr: rc.cfg.Uplink.Addr, TLS: rc.cfg.Uplink.TLS},
-		Listen:          rc.cfg.Listen.Addr,
-		ListenRaw:       rc.cfg.ListenRaw.Addr,
+		Uplink:          UplinkInfo{Addr: conf.cfg.Uplink.Addr, TLS: conf.cfg.Uplink.TLS},
+		Listen:          conf.cfg.Listen.Addr,
+		ListenRaw:       conf.cfg.ListenRaw.Addr,
 		Clients:         clients,
 		ActiveRequests:  active,
-		WaitingRequests: int(p.waiting.Load()),
+		WaitingRequests: int(p.gate.waiting.Load()),
 		RawConnections:  p.raw.count(),
-		Config:          rc.cfg.Sanitized(),
+		Config:          conf.cfg.Sanitized(),
 		Counters: Counters{
 			Commands:             t.commands,
 			Errors:               t.errors,
@@ -413,22 +400,5 @@ func (p *Proxy) Status() Status {
 	return st
 }
 
-// pauseBounds are the pause duration histogram's buckets, in seconds.
-var pauseBounds = [...]float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30}
-
-func (p *Proxy) observePause(d time.Duration) {
-	p.statMu.Lock()
-	defer p.statMu.Unlock()
-	for i, b := range pauseBounds {
-		if d.Seconds() <= b {
-			p.pauseHist[i]++
-			break
-		}
-	}
-	p.pauseCount++
-	p.pauseSum += d
-	p.lastPause = d
-}
-
 // Config returns the configuration in force (not sanitized; do not modify).
-func (p *Proxy) Config() *config.Config { return p.rc().cfg }
+func (p *Proxy) Config() *config.Config { return p.conf().cfg }

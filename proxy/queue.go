@@ -9,8 +9,8 @@ import (
 const (
 	kindPlain     uint8 = iota
 	kindSelect          // SELECT <arg>: on success the db is arg
-	kindHello           // HELLO [arg] [SETNAME]: on success proto is arg (if >0), name set if flagName
-	kindSetName         // CLIENT SETNAME: on success the name is the next of the session's names
+	kindHello           // HELLO [arg] [SETNAME]: on success proto is arg (if >0), and the name is val if flagName
+	kindSetName         // CLIENT SETNAME: on success the name is val
 	kindMulti           // MULTI <arg: transaction id>: an error (or a lost connection) ends the transaction
 	kindExecNil         // a DISCARD sent for an EXEC whose WATCH was lost: reply with a null array
 	kindExecAbort       // a DISCARD sent for an EXEC of a transaction the proxy refused part of
@@ -24,7 +24,8 @@ const (
 
 // record is one forwarded command awaiting its reply, in the order sent.
 type record struct {
-	sent  int64 // when it was forwarded, in proxy-clock nanoseconds
+	sent  int64  // when it was forwarded, in proxy-clock nanoseconds
+	val   string // a value the reply makes part of the session state (a name)
 	arg   int32
 	kind  uint8
 	flags uint8

@@ -65,7 +65,7 @@ func (p *Proxy) rawLoop(ln net.Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		rc := p.rc()
+		rc := p.conf()
 		if rc.cfg.ListenRaw.TLS && rc.rawTLS != nil {
 			conn = tls.Server(conn, rc.rawTLS)
 		}
@@ -84,7 +84,7 @@ func (p *Proxy) rawLoop(ln net.Listener) {
 func (p *Proxy) relay(client net.Conn, t *target) {
 	defer client.Close()
 	log := p.log.With("client", client.RemoteAddr().String(), "raw", true)
-	ctx, cancel := context.WithTimeout(context.Background(), p.rc().limit)
+	ctx, cancel := context.WithTimeout(context.Background(), p.conf().limit)
 	up, err := t.connect(ctx)
 	cancel()
 	if err != nil {

@@ -23,7 +23,7 @@ import (
 	"redis-proxy/internal/redistest"
 )
 
-// The reliability suite (issue 9): hostile input, backpressure, uplink
+// The reliability suite (doc/reliability.md): hostile input, backpressure, uplink
 // faults, load, operations under load and a soak. Every test has a short
 // form that `go test -race ./proxy/` runs, and the long ones a full form:
 //

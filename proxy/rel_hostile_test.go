@@ -20,7 +20,7 @@ import (
 	"redis-proxy/internal/redistest"
 )
 
-// hostileCase is one malformed input (CONTRACT.md §3). The proxy's answer
+// hostileCase is one malformed input (doc/reliability.md, "Malformed input"). The proxy's answer
 // must be Redis's own, byte for byte (sameAsRedis), or want.
 type hostileCase struct {
 	name string
@@ -73,7 +73,7 @@ var hostileCases = []hostileCase{
 	{name: "NUL bytes in an inline command", in: "EC\x00HO x\r\n", sameAsRedis: true, halfClose: true},
 }
 
-// TestRelHostileInput sends every malformed input of CONTRACT.md §3, each
+// TestRelHostileInput sends every malformed input of doc/reliability.md, each
 // on a fresh connection, while a background client pipelines and checks
 // every reply: each gets Redis's error (byte for byte) or a clean close,
 // the proxy stays up, and the other client is unaffected.

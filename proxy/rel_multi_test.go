@@ -9,9 +9,7 @@ import (
 )
 
 // TestRelFailedMulti: a MULTI answered with an error leaves the session in
-// no transaction, as the client was told (it was a bug found by this
-// suite: session.multi took the transaction for open once MULTI was sent,
-// whatever its reply). Two ways it happens:
+// no transaction, as the client was told. Two ways it happens:
 //
 //   - the uplink connection dies with MULTI in flight (Redis restarted):
 //     MULTI gets "uplink connection lost", and later commands must run as

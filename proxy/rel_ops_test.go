@@ -228,6 +228,7 @@ func TestRelOpsUnderLoad(t *testing.T) {
 	f := newConfigFile(t, srv.Addr)
 	p := f.start()
 	w := startWriters(t, p.Addr().String(), "ops", 50, 10, 0)
+	tx := startTxPipeliners(t, p.Addr().String(), "opstx", 10)
 	w.waitAcked(t, 5000)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -253,10 +254,13 @@ func TestRelOpsUnderLoad(t *testing.T) {
 			t.Fatalf("reload (in place): %v", err)
 		}
 	}
+	var longestPause time.Duration
 	pauseOp := func() {
+		start := time.Now()
 		if err := p.Pause(ctx); err != nil {
 			t.Fatalf("pause: %v", err)
 		}
+		longestPause = max(longestPause, time.Since(start))
 	}
 	unpauseOp := func() {
 		if err := p.Unpause(); err != nil {
@@ -280,17 +284,24 @@ func TestRelOpsUnderLoad(t *testing.T) {
 	burst := time.Since(start)
 	ackedDuring := w.total() - ackedAtStart
 	w.waitAcked(t, 1000) // and it goes on after the burst
+	tx.waitRounds(t, 100)
 	st := p.Status()
-	if st.Clients != 50 {
-		t.Errorf("clients %d after the burst, want 50: some were disconnected", st.Clients)
+	if st.Clients != 60 {
+		t.Errorf("clients %d after the burst, want 60: some were disconnected", st.Clients)
+	}
+	// Transactions pipelined back to back hold no pause unit once
+	// answered: every pause is short (the time limit is 5 s).
+	if longestPause > time.Second {
+		t.Errorf("the longest pause took %v, want far below read_time_limit_ms", longestPause)
 	}
 	if st.State != StateRunning {
 		t.Errorf("state %s after the burst", st.State)
 	}
 	verified := w.verify(t, direct)
+	txRounds := tx.verify(t, direct)
 	st = p.Status()
-	t.Logf("%d operations (%d pauses, %d unpauses, %d reloads of which %d switched the uplink) in %v while 50 clients pipelined writes: %d writes acknowledged during the burst; %d acknowledged writes verified in Redis exactly once and in order; 0 errors, 0 disconnects; reloads counted %d, pauses %d",
-		done, done/4, done/4, done/2, switched, burst.Round(time.Millisecond), ackedDuring, verified, st.Counters.Reloads, st.Counters.Pauses)
+	t.Logf("%d operations (%d pauses, the longest %v, %d unpauses, %d reloads of which %d switched the uplink) in %v while 50 clients pipelined writes and 10 pipelined transactions back to back: %d writes acknowledged during the burst; %d acknowledged writes verified in Redis exactly once and in order; %d rounds of two transactions verified; 0 errors, 0 disconnects; reloads counted %d, pauses %d",
+		done, done/4, longestPause.Round(time.Millisecond), done/4, done/2, switched, burst.Round(time.Millisecond), ackedDuring, verified, txRounds, st.Counters.Reloads, st.Counters.Pauses)
 	if w.errs.Load() != 0 {
 		t.Errorf("%d writes got an error", w.errs.Load())
 	}
@@ -298,4 +309,95 @@ func TestRelOpsUnderLoad(t *testing.T) {
 	relShutdown(t, p)
 	relay.Close()
 	checkNoLeaks(t, before)
+}
+
+// relTxPipeliners are clients that send two transactions back to back in
+// one write (MULTI INCR EXEC MULTI INCR EXEC), as ioredis and node-redis
+// do for concurrent multi() calls on a shared connection, read the six
+// replies, and go again. Each counts its rounds; its key must end at
+// twice that.
+type relTxPipeliners struct {
+	prefix string
+	rounds []atomic.Int64
+	errs   atomic.Int64
+	first  atomic.Value
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func startTxPipeliners(t *testing.T, addr, prefix string, n int) *relTxPipeliners {
+	x := &relTxPipeliners{prefix: prefix, rounds: make([]atomic.Int64, n), stop: make(chan struct{})}
+	for i := range n {
+		c := redistest.MustDial(t, addr)
+		x.wg.Add(1)
+		go x.run(c, i)
+	}
+	t.Cleanup(x.halt)
+	return x
+}
+
+func (x *relTxPipeliners) run(c *redistest.Client, i int) {
+	defer x.wg.Done()
+	defer c.Close()
+	key := fmt.Sprintf("%s:%d", x.prefix, i)
+	for {
+		select {
+		case <-x.stop:
+			return
+		default:
+		}
+		vs, err := c.Pipeline([]any{"MULTI"}, []any{"INCR", key}, []any{"EXEC"}, []any{"MULTI"}, []any{"INCR", key}, []any{"EXEC"})
+		if err == nil && (len(vs) != 6 || vs[2].Err() != nil || vs[5].Err() != nil) {
+			err = fmt.Errorf("replies %v", vs)
+		}
+		if err != nil {
+			x.errs.Add(1)
+			x.first.CompareAndSwap(nil, err.Error())
+			return
+		}
+		x.rounds[i].Add(1)
+	}
+}
+
+func (x *relTxPipeliners) waitRounds(t *testing.T, n int64) {
+	t.Helper()
+	var start int64
+	for i := range x.rounds {
+		start += x.rounds[i].Load()
+	}
+	relWaitFor(t, "transaction rounds", func() bool {
+		var sum int64
+		for i := range x.rounds {
+			sum += x.rounds[i].Load()
+		}
+		return sum-start >= n || x.errs.Load() > 0
+	})
+}
+
+func (x *relTxPipeliners) halt() {
+	select {
+	case <-x.stop:
+	default:
+		close(x.stop)
+	}
+	x.wg.Wait()
+}
+
+// verify stops the clients and checks every acknowledged transaction ran
+// once: each key is twice its client's rounds.
+func (x *relTxPipeliners) verify(t *testing.T, direct *redistest.Client) int64 {
+	t.Helper()
+	x.halt()
+	if n := x.errs.Load(); n > 0 {
+		t.Errorf("%d transaction clients failed; first: %v", n, x.first.Load())
+	}
+	var total int64
+	for i := range x.rounds {
+		r := x.rounds[i].Load()
+		total += r
+		if have, want := do(t, direct, "GET", fmt.Sprintf("%s:%d", x.prefix, i)), fmt.Sprintf("%q", fmt.Sprint(2*r)); have != want && r > 0 {
+			t.Errorf("%s:%d = %s, want %s (twice %d rounds)", x.prefix, i, have, want, r)
+		}
+	}
+	return total
 }

@@ -18,10 +18,8 @@ import (
 //	running | paused -> reloading -> (same)    Reload (pauses inside if it switches the uplink)
 //	any      -> stopping                       Shutdown
 //
-// The gate: sessions pass it before each unit (a command, or a whole
-// MULTI ... EXEC block), announcing the unit in p.busy first. Closing the
-// gate and then waiting for busy to reach 0 therefore waits exactly for the
-// units that got through.
+// A pause closes the gate (gate.go) and waits until the units that got
+// through are done.
 
 // pauseOp is one pause: from the request until unpause.
 type pauseOp struct {
@@ -50,83 +48,20 @@ func (p *Proxy) State() State {
 	return p.state
 }
 
-// closeGate makes new units wait. Under p.mu.
-func (p *Proxy) closeGate() {
-	if !p.gateClosed.Load() {
-		p.resume = make(chan struct{})
-		p.gateClosed.Store(true)
-	}
-}
-
-// openGate lets waiting units go on, in order. Under p.mu.
-func (p *Proxy) openGate() {
-	if p.gateClosed.Load() {
-		p.gateClosed.Store(false)
-		close(p.resume)
-	}
-}
-
-// waitGate blocks a session until the gate opens or the session closes.
-func (p *Proxy) waitGate(done <-chan struct{}) error {
-	p.mu.Lock()
-	ch, open := p.resume, !p.gateClosed.Load()
-	p.mu.Unlock()
-	if open {
-		return nil
-	}
-	p.waiting.Add(1)
-	defer p.waiting.Add(-1)
-	select {
-	case <-ch:
-		return nil
-	case <-done:
-		return errSessionClosed
-	}
-}
-
-// unitDone is called when a session has no unit in flight any more.
-func (p *Proxy) unitDone() {
-	if p.busy.Add(-1) == 0 && p.gateClosed.Load() {
-		select {
-		case p.drained <- struct{}{}:
-		default:
-		}
-	}
-}
-
 // waitDrained waits until no unit is in flight. Past read_time_limit_ms
 // (plus a margin) the sessions still holding one are disconnected, so it
 // always returns in bounded time unless cancel closes first.
 func (p *Proxy) waitDrained(cancel <-chan struct{}) error {
-	kick := time.NewTimer(p.rc().limit + drainMargin)
-	defer kick.Stop()
-	for p.busy.Load() != 0 {
-		select {
-		case <-p.drained:
-			// Pass the signal on: a pause, a reload and a stop may all be
-			// waiting for the same moment.
-			if p.busy.Load() == 0 {
-				select {
-				case p.drained <- struct{}{}:
-				default:
-				}
-			}
-		case <-kick.C:
-			p.kickStragglers()
-		case <-cancel:
-			return errCancelled
-		}
-	}
-	return nil
+	return p.gate.waitDrained(cancel, p.conf().limit+drainMargin, p.kickStragglers)
 }
 
 // kickStragglers disconnects the sessions that still hold a unit past the
 // time limit: a MULTI left open, a client not reading its replies.
 func (p *Proxy) kickStragglers() {
 	p.forEachSession(func(s *session) {
-		if s.units.Load() > 0 {
+		if s.hold.held() {
 			p.timeLimitDisconnects.Add(1)
-			s.logWarn("client held a pause past read_time_limit_ms; disconnecting", "in_multi", s.inMultiA.Load())
+			s.logWarn("client held a pause past read_time_limit_ms; disconnecting", "in_multi", s.tx.inMulti.Load())
 			s.close(errTimeLimit)
 		}
 	})
@@ -190,7 +125,7 @@ func (p *Proxy) startPause() (*pauseOp, error) {
 	p.pause = op
 	p.pauses.Add(1)
 	p.setState(StatePausing)
-	p.closeGate()
+	p.gate.close()
 	go p.finishPause(op)
 	return op, nil
 }
@@ -211,7 +146,7 @@ func (p *Proxy) finishPause(op *pauseOp) {
 	p.setState(StatePaused)
 	close(op.done)
 	p.observePause(d)
-	p.log.Info("paused", "duration_ms", float64(d.Microseconds())/1000, "waiting_requests", p.waiting.Load())
+	p.log.Info("paused", "duration_ms", float64(d.Microseconds())/1000, "waiting_requests", p.gate.waiting.Load())
 }
 
 // Unpause lets waiting commands go on, in order.
@@ -229,8 +164,8 @@ func (p *Proxy) Unpause() error {
 	}
 	p.cancelPause()
 	p.setState(StateRunning)
-	p.openGate()
-	p.log.Info("unpaused", "paused_ms", pausedFor.Milliseconds(), "waiting_requests", p.waiting.Load())
+	p.gate.open()
+	p.log.Info("unpaused", "paused_ms", pausedFor.Milliseconds(), "waiting_requests", p.gate.waiting.Load())
 	return nil
 }
 
@@ -274,7 +209,7 @@ func (p *Proxy) Reload(ctx context.Context) error {
 	p.statMu.Lock()
 	p.lastReload = d
 	p.statMu.Unlock()
-	p.log.Info("reloaded", "changed", changed, "uplink", p.rc().target.addr, "duration_ms", float64(d.Microseconds())/1000)
+	p.log.Info("reloaded", "changed", changed, "uplink", p.conf().target.addr, "duration_ms", float64(d.Microseconds())/1000)
 	return nil
 }
 
@@ -286,7 +221,7 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
-	old := p.rc()
+	old := p.conf()
 	if cfg.Equal(old.cfg) {
 		return nil, nil
 	}
@@ -307,12 +242,12 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 			return nil, &ConfigError{Err: fmt.Errorf("new uplink does not prove: %w", err)}
 		}
 	}
-	rc, err := buildRuntime(cfg, gen)
+	conf, err := buildRuntime(cfg, gen)
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
 	if !switching {
-		rc.target = old.target // same connections go on
+		conf.target = old.target // same connections go on
 	}
 
 	p.mu.Lock()
@@ -323,7 +258,7 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 	}
 	p.setState(StateReloading)
 	if switching {
-		p.closeGate()
+		p.gate.close()
 	}
 	p.mu.Unlock()
 
@@ -332,25 +267,19 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 		p.waitDrained(nil)
 		p.log.Info("paused for the switch", "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	}
-	p.rcp.Store(rc)
+	p.confp.Store(conf)
 	p.logMessages.Store(cfg.LogMessages)
-	p.forEachSession(func(s *session) {
-		if switching {
-			// Every client moves to the new uplink on its next command;
-			// no command can reach the old one any more.
-			if u := s.cur.Load(); u != nil {
-				u.conn.Close()
-			}
-		}
-		// Wake idle readers so a changed idle timeout applies at once.
-		s.conn.Conn.SetReadDeadline(time.Now())
-	})
+	c := changeSettings
+	if switching {
+		c = changeUplink // no command can reach the old uplink any more
+	}
+	p.forEachSession(func(s *session) { s.apply(c) })
 
 	p.mu.Lock()
 	if p.state == StateReloading { // not if a stop came meanwhile
 		p.setState(prev)
 		if prev == StateRunning {
-			p.openGate()
+			p.gate.open()
 		}
 	}
 	p.mu.Unlock()

@@ -7,10 +7,10 @@ import (
 	"redis-proxy/config"
 )
 
-// State is the proxy's lifecycle state, shown everywhere (CONTRACT.md §4).
+// State is the proxy's lifecycle state, shown everywhere (doc/admin-api.md).
 type State string
 
-// The states of CONTRACT.md §4.
+// The states, as the admin API and the logs name them.
 const (
 	StateStarting  State = "starting"
 	StateRunning   State = "running"
@@ -35,7 +35,7 @@ func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // Status is a snapshot of the proxy for the admin page, /info.json and
-// /metrics. The JSON keys are part of CONTRACT.md §5.
+// /metrics. The JSON keys are documented in doc/admin-api.md.
 type Status struct {
 	State           State          `json:"state"`
 	Version         string         `json:"version"`

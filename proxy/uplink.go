@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -39,21 +38,13 @@ func newTarget(cfg *config.Config, gen uint64) (*target, error) {
 type uplink struct {
 	conn  net.Conn
 	raw   *sockWait   // the socket when plain TCP: idle waits hold no buffer
-	rc    *uplinkConn // the read side with the session's time limit (nil for Prove)
+	timed *uplinkConn // the read side with the session's time limit (nil for Prove)
 	pre   preload
 	br    *bufio.Reader // nil while idle (pooled); the reply goroutine's
 	bw    *bufio.Writer // nil between batches (pooled); the request goroutine's
 	r     *resp.Reader
 	gen   uint64
-	first uint64      // the session ring's tail when this uplink was handed over
 	dead  atomic.Bool // its read side failed: dial again before the next command
-}
-
-// replay is the session state a new uplink connection must be given.
-type replay struct {
-	db    int64
-	proto int64
-	name  string
 }
 
 // connect opens a TCP or TLS connection to t within ctx (the TLS
@@ -94,8 +85,8 @@ func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplin
 	}
 	var rconn net.Conn = conn
 	if wrap != nil {
-		u.rc = wrap(conn)
-		rconn = u.rc
+		u.timed = wrap(conn)
+		rconn = u.timed
 	}
 	u.br = getReader(rconn)
 	u.r = resp.NewReader(u.br)
@@ -107,30 +98,9 @@ func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplin
 	return u, nil
 }
 
-// prepare sends AUTH, HELLO, SELECT, CLIENT SETNAME as needed and checks
-// every reply.
+// prepare sends what st.commands lists, pipelined, and checks every reply.
 func (u *uplink) prepare(t *target, st replay) error {
-	var b []byte
-	var sent []string
-	add := func(args ...string) {
-		b = resp.AppendCommand(b, args...)
-		sent = append(sent, args[0])
-	}
-	switch {
-	case t.user != "":
-		add("AUTH", t.user, t.pass)
-	case t.pass != "":
-		add("AUTH", t.pass)
-	}
-	if st.proto == 3 {
-		add("HELLO", "3")
-	}
-	if st.db != 0 {
-		add("SELECT", strconv.FormatInt(st.db, 10))
-	}
-	if st.name != "" {
-		add("CLIENT", "SETNAME", st.name)
-	}
+	b, sent := st.commands(nil, t)
 	if len(sent) == 0 {
 		return nil
 	}
@@ -209,7 +179,7 @@ func Prove(ctx context.Context, cfg *config.Config) error {
 		ctx, cancel = context.WithTimeout(ctx, cfg.ReadTimeLimit())
 		defer cancel()
 	}
-	u, err := t.dial(ctx, replay{}, nil)
+	u, err := t.dial(ctx, newReplay(), nil)
 	if err != nil {
 		return fmt.Errorf("uplink %s: %w", cfg.Uplink.Addr, err)
 	}

@@ -1,0 +1,29 @@
+// Package proxy is redis-proxy's core: the managed RESP listener with one
+// session (a goroutine pair) per client, each with its own uplink
+// connection; the raw relay; and the one state machine behind pause,
+// unpause and reload. doc/reliability.md and doc/admin-api.md say what
+// clients and operators see.
+//
+// It imports resp and config, and nothing above it.
+//
+// The files, each with one job:
+//
+//	proxy.go      Proxy: New, Start, the accept loop, the session registry, Shutdown, Status
+//	state.go      the state machine: pause, unpause, reload, and how they meet
+//	gate.go       the pause gate and each session's hold on it: all pause bookkeeping
+//	session.go    a session's fields (by owner) and lifecycle; apply, how the state machine reaches it
+//	requests.go   the request goroutine: read, forward, the proxy's own replies, dialing
+//	commands.go   classify, and the handlers of the commands the proxy must understand
+//	txn.go        the transaction (MULTI ... EXEC) as each goroutine sees it
+//	replies.go    the reply goroutine: stream replies, learn outcomes, end units at flush
+//	replay.go     the session state a new uplink connection is given, and the one list that restores it
+//	queue.go      the ring of records between the pair, and what a record says
+//	deadlines.go  the time limit and idle timeout on the connections
+//	uplink.go     dialing Redis (TCP or TLS), the replay round trip, Prove
+//	buffers.go    pooled buffers and idle waits that hold none
+//	peer_*.go     whether a client has closed its side of the connection
+//	msglog.go     log_messages: commands and replies rendered, secrets masked
+//	stats.go      counters and histograms
+//	status.go     the exported types of Status
+//	raw.go        the raw relay (listen_raw)
+package proxy

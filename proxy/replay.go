@@ -1,0 +1,68 @@
+package proxy
+
+import (
+	"strconv"
+
+	"redis-proxy/resp"
+)
+
+// replay is the session state a new uplink connection must be given: what
+// the client set on its own connection and Redis keeps per connection.
+// The reply goroutine writes it as it learns each outcome from Redis's
+// reply; the request goroutine reads it only while the reply goroutine
+// waits for an uplink connection.
+type replay struct {
+	db    int64
+	proto int64
+	name  string
+}
+
+// newReplay is the state of a new connection.
+func newReplay() replay { return replay{proto: 2} }
+
+// commands appends, after the proxy's own AUTH, every command that
+// restores st on a new connection, and returns the names of the commands
+// in order (for error messages). It is the one list of what is replayed.
+func (st replay) commands(b []byte, t *target) ([]byte, []string) {
+	var sent []string
+	add := func(args ...string) {
+		b = resp.AppendCommand(b, args...)
+		sent = append(sent, args[0])
+	}
+	switch {
+	case t.user != "":
+		add("AUTH", t.user, t.pass)
+	case t.pass != "":
+		add("AUTH", t.pass)
+	}
+	if st.proto == 3 {
+		add("HELLO", "3")
+	}
+	if st.db != 0 {
+		add("SELECT", strconv.FormatInt(st.db, 10))
+	}
+	if st.name != "" {
+		add("CLIENT", "SETNAME", st.name)
+	}
+	return b, sent
+}
+
+// learn updates st from the reply to rec (ok: it was not an error).
+func (st *replay) learn(rec *record, ok bool) {
+	if !ok {
+		return
+	}
+	switch rec.kind {
+	case kindSelect:
+		st.db = int64(rec.arg)
+	case kindHello:
+		if rec.arg > 0 {
+			st.proto = int64(rec.arg)
+		}
+		if rec.flags&flagName != 0 {
+			st.name = rec.val
+		}
+	case kindSetName:
+		st.name = rec.val
+	}
+}

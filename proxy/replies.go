@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+
+	"redis-proxy/resp"
+)
+
+// The reply goroutine: it streams each uplink connection's replies to the
+// client, pairs each with its record, learns from it what the session
+// state has become, and ends pause units once their replies are flushed.
+
+func (s *session) replies() {
+	for {
+		var h handoff
+		select {
+		case h = <-s.upCh:
+		case <-s.done:
+			return
+		}
+		s.answerUntil(h.first, msgUplinkLost)
+		if h.u == nil {
+			continue
+		}
+		err := s.pump(h.u)
+		h.u.dropReader()
+		if s.closing() {
+			return
+		}
+		var we *resp.WriteError
+		var pe *resp.ProtocolError
+		switch {
+		case errors.Is(err, errTimeLimit):
+			s.timeLimit(errors.Is(err, errCut))
+			return
+		case errors.As(err, &we):
+			s.close(fmt.Errorf("client write: %w", we.Err))
+			return
+		case errors.Is(err, errUnsolicited), errors.As(err, &pe):
+			s.close(fmt.Errorf("uplink: %w", err))
+			return
+		case errors.Is(err, errCut):
+			s.close(fmt.Errorf("uplink connection lost in the middle of a reply: %w", errors.Unwrap(err)))
+			return
+		}
+		// The connection died between replies: answer what it carried.
+		h.u.dead.Store(true)
+		h.u.conn.Close()
+		s.answerUntil(s.q.tail.Load(), msgUplinkLost)
+		if !s.q.empty() {
+			s.logDebug("uplink connection lost", "err", err)
+		}
+	}
+}
+
+var errCut = errors.New("reply cut")
+
+// waitUplink waits for the uplink's next reply (or push) holding no buffer
+// (plain TCP), then takes a pooled reader for it.
+func (s *session) waitUplink(u *uplink) error {
+	if u.raw == nil || u.timed == nil {
+		return nil
+	}
+	if u.br != nil {
+		if _, ok := u.r.Detach(); !ok {
+			return nil
+		}
+		putReader(u.br)
+		u.br = nil
+	}
+	slab, n, err := u.raw.read(u.timed.timedOut)
+	if err != nil {
+		return err
+	}
+	s.replyAt = s.p.now()
+	u.pre.set(slab, n, u.timed)
+	u.br = getReader(&u.pre)
+	u.r.Reset(u.br)
+	return nil
+}
+
+// pump streams replies from u to the client until u fails.
+func (s *session) pump(u *uplink) error {
+	locked := false
+	defer func() {
+		if locked {
+			s.flushOut()
+			s.outMu.Unlock()
+		}
+	}()
+	for {
+		if u.r.Buffered() == 0 {
+			if locked {
+				err := s.flushOut()
+				locked = false
+				s.outMu.Unlock()
+				if err != nil {
+					return &resp.WriteError{Err: err}
+				}
+			}
+			if err := s.waitUplink(u); err != nil {
+				return err
+			}
+		}
+		b, err := u.br.Peek(1)
+		if err != nil {
+			return err
+		}
+		if !locked {
+			s.outMu.Lock()
+			locked = true
+		}
+		if b[0] == '>' {
+			// A push nobody asked for (RESP3): it goes to the client as it is.
+			if rep, err := u.r.Forward(s.out()); err != nil {
+				return cutErr(rep, err)
+			}
+			continue
+		}
+		rec, ok := s.q.peek()
+		if !ok {
+			return errUnsolicited
+		}
+		var rep resp.Reply
+		switch rec.kind {
+		case kindExecNil, kindExecAbort:
+			rep, err = u.r.Forward(nil)
+			if err == nil {
+				if rec.kind == kindExecNil {
+					s.out().Write(resp.AppendNullArray(nil, int(s.st.proto)))
+				} else {
+					s.out().Write(resp.AppendError(nil, msgExecAbort))
+					rep.Type = '-'
+				}
+			}
+		default:
+			if s.p.logMessages.Load() {
+				c := &capture{w: s.out()}
+				rep, err = u.r.Forward(c)
+				s.logInfo("reply", "reply", renderReply(c.buf, c.more))
+			} else {
+				rep, err = u.r.Forward(s.out())
+			}
+		}
+		if err != nil {
+			return cutErr(rep, err)
+		}
+		s.answered(rec, rep)
+		s.q.pop()
+	}
+}
+
+func cutErr(rep resp.Reply, err error) error {
+	var we *resp.WriteError
+	if rep.N > 0 && !errors.As(err, &we) {
+		return fmt.Errorf("%w: %w", errCut, err)
+	}
+	return err
+}
+
+// answered learns the outcome of a command from its reply. Under outMu.
+func (s *session) answered(rec *record, rep resp.Reply) {
+	ok := !rep.IsError()
+	s.st.learn(rec, ok)
+	if !ok {
+		s.stats.errors.Add(1)
+	}
+	s.stats.observe(s.replyAt - rec.sent)
+	s.settle(rec, ok)
+}
+
+// settle counts the units that the reply to rec ends; they end at the
+// next flush. Under outMu.
+func (s *session) settle(rec *record, ok bool) {
+	if rec.flags&flagEndsUnit != 0 {
+		s.ended++
+	}
+	s.ended += s.txr.answered(rec, ok, &s.tx)
+}
+
+// flushOut flushes the client writer (under outMu); the units whose
+// replies it carried are over only then: a pause completes once its
+// replies have reached the clients.
+func (s *session) flushOut() error {
+	var err error
+	if s.cw != nil {
+		if err = s.cw.Flush(); err == nil {
+			putWriter(s.cw)
+			s.cw = nil
+		}
+	}
+	if n := s.ended; n > 0 {
+		s.ended = 0
+		s.p.gate.leave(&s.hold, n)
+	}
+	return err
+}
+
+// answerUntil answers every record before seq with the error msg.
+func (s *session) answerUntil(seq uint64, msg string) {
+	if s.q.head.Load() >= seq {
+		return
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	for s.q.head.Load() < seq {
+		rec, _ := s.q.peek()
+		s.out().Write(resp.AppendError(nil, msg))
+		s.stats.errors.Add(1)
+		s.settle(rec, false)
+		s.q.pop()
+	}
+	s.flushOut()
+}
+
+// timeLimit disconnects a client whose command outlived read_time_limit_ms.
+// When the limit fired in the middle of a reply (cut), part of it has
+// reached the client: the error cannot follow without completing the
+// value (an array would end with it), so the client is only closed.
+func (s *session) timeLimit(cut bool) {
+	s.p.timeLimitDisconnects.Add(1)
+	s.logWarn("command exceeded read_time_limit_ms; disconnecting client", "limit_ms", s.p.conf().limit.Milliseconds(), "mid_reply", cut)
+	if cut {
+		s.close(errTimeLimit)
+		return
+	}
+	s.outMu.Lock()
+	s.conn.final = true
+	s.out().Write(resp.AppendError(nil, msgTimeLimit))
+	s.flushOut()
+	s.outMu.Unlock()
+	s.stats.errors.Add(1)
+	s.close(errTimeLimit)
+}
+
+// out returns the client writer, taking a pooled one for the batch.
+// Under outMu.
+func (s *session) out() *bufio.Writer {
+	if s.cw == nil {
+		s.cw = getWriter(s.conn)
+	}
+	return s.cw
+}

@@ -1,0 +1,375 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"redis-proxy/resp"
+)
+
+// The request goroutine: it reads the client's commands, forwards them to
+// the uplink connection (queueing a record for each), and writes the
+// proxy's own replies after every reply due before them.
+
+func (s *session) requests() error {
+	for {
+		if s.cr.Buffered() == 0 {
+			// The batch is over: send what was forwarded before blocking on
+			// the client, and let the next command dial again.
+			s.dialErr = nil
+			s.flushUp()
+			if err := s.waitClient(); err != nil {
+				return s.readFailed(err)
+			}
+		}
+		argc, err := s.cr.ReadCommand()
+		if err != nil {
+			return s.readFailed(err)
+		}
+		s.stats.commands.Add(1)
+		name, err := s.cr.Arg()
+		if err == resp.ErrArgTooLong {
+			if err := s.replyError("ERR unknown command, with args beginning with: "); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return s.readFailed(err)
+		}
+		if err := s.command(argc, name); err != nil {
+			return err
+		}
+	}
+}
+
+// waitClient waits for the client's next batch holding no buffer (plain
+// TCP), then takes a pooled reader for it.
+func (s *session) waitClient() error {
+	if s.rawc == nil {
+		return nil
+	}
+	if s.cbr != nil {
+		if _, ok := s.cr.Detach(); !ok {
+			return nil
+		}
+		putReader(s.cbr)
+		s.cbr = nil
+	}
+	slab, n, err := s.rawc.read(s.conn.timedOut)
+	if err != nil {
+		return err
+	}
+	s.conn.lastRead = s.p.now()
+	s.clock = s.conn.lastRead
+	s.cpre.set(slab, n, s.conn)
+	s.cbr = getReader(&s.cpre)
+	s.cr.Reset(s.cbr)
+	return nil
+}
+
+// readFailed ends the session after a client read error: a protocol error
+// is answered as Redis answers it; at the end of the input the replies
+// still due are delivered first.
+func (s *session) readFailed(err error) error {
+	var pe *resp.ProtocolError
+	switch {
+	case errors.As(err, &pe):
+		s.reply(resp.AppendError(s.hdr[:0], "ERR "+pe.Error()))
+		return err
+	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
+		s.flushUp()
+		if s.q.waitEmpty(s.done) == nil {
+			// Every reply is popped; the reply goroutine holds outMu from
+			// forwarding a batch until it is flushed: once we have it,
+			// they have all gone out.
+			s.outMu.Lock()
+			s.flushOut()
+			s.outMu.Unlock()
+		}
+		return io.EOF
+	}
+	return err
+}
+
+// inputCut ends the session when the client's input failed (malformed,
+// or ended) half-way through a command already queued and partly
+// forwarded: Redis will never answer it, so the replies due before it are
+// delivered, then the protocol error as Redis gives it; the uplink
+// connection, which holds half a command, closes with the session.
+func (s *session) inputCut(err error) error {
+	var pe *resp.ProtocolError
+	if !errors.As(err, &pe) && err != io.EOF && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return err
+	}
+	s.flushUp()
+	if werr := s.q.waitHead(s.q.tail.Load()-1, s.done); werr != nil {
+		return werr
+	}
+	// The replies due are popped; holding outMu means the reply goroutine
+	// has flushed them too (it keeps outMu from forwarding to flushing).
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if pe == nil {
+		s.flushOut()
+		return io.EOF
+	}
+	s.stats.errors.Add(1)
+	s.out().Write(resp.AppendError(s.hdr[:0], "ERR "+pe.Error()))
+	s.flushOut()
+	return err
+}
+
+// reply writes one of the proxy's own replies after every reply due
+// before it, and flushes.
+func (s *session) reply(b []byte) error {
+	s.hdr = b
+	s.flushUp()
+	if err := s.q.waitEmpty(s.done); err != nil {
+		return err
+	}
+	if b[0] == '-' {
+		s.stats.errors.Add(1)
+	}
+	s.outMu.Lock()
+	s.out().Write(b)
+	err := s.flushOut()
+	s.outMu.Unlock()
+	if s.p.logMessages.Load() {
+		s.logInfo("reply", "reply", truncate(string(b), 200), "local", true)
+	}
+	return err
+}
+
+// replyError skips the rest of the command and answers it with msg.
+func (s *session) replyError(msg string) error {
+	if err := s.cr.SkipArgs(); err != nil {
+		return s.readFailed(err)
+	}
+	return s.reply(resp.AppendError(s.hdr[:0], msg))
+}
+
+// replyOK skips the rest of the command and answers it with +ok.
+func (s *session) replyOK(ok string) error {
+	if err := s.cr.SkipArgs(); err != nil {
+		return s.readFailed(err)
+	}
+	return s.reply(resp.AppendSimple(s.hdr[:0], ok))
+}
+
+// flushUp sends what was forwarded to the uplink so far.
+func (s *session) flushUp() {
+	if s.up != nil {
+		if err := s.up.flush(); err != nil {
+			s.retire()
+		}
+	}
+}
+
+// argFailed answers a command whose argument is too long to inspect
+// (resp.ErrArgTooLong) with an error and goes on; other errors end the
+// session as readFailed says.
+func (s *session) argFailed(err error) error {
+	if errors.Is(err, resp.ErrArgTooLong) {
+		return s.replyError("ERR proxy: argument too long")
+	}
+	return s.readFailed(err)
+}
+
+// forwardIfTooLong forwards a command whose argument is too long to
+// inspect as it is (streamed; nothing of it is remembered), and ends the
+// session on other errors.
+func (s *session) forwardIfTooLong(err error) error {
+	if errors.Is(err, resp.ErrArgTooLong) {
+		return s.forward(record{kind: kindPlain})
+	}
+	return s.readFailed(err)
+}
+
+// readArgs reads the rest of the command into s.args (copies).
+func (s *session) readArgs() error {
+	s.args = s.args[:0]
+	s.argBuf = s.argBuf[:0]
+	var ends []int
+	for s.cr.Args() > 0 {
+		a, err := s.cr.Arg()
+		if err != nil {
+			return err
+		}
+		s.argBuf = append(s.argBuf, a...)
+		ends = append(ends, len(s.argBuf))
+	}
+	start := 0
+	for _, e := range ends {
+		s.args = append(s.args, s.argBuf[start:e:e])
+		start = e
+	}
+	return nil
+}
+
+// forward sends the command (header and the first arguments already in
+// s.hdr, the rest still to read) to the uplink and queues its record.
+// Outside a transaction the command is a pause unit of its own; a MULTI
+// starts one that its EXEC or DISCARD ends.
+func (s *session) forward(rec record) error {
+	if s.txn.open && !s.uplinkOK() {
+		// The uplink connection carrying this transaction is gone: nothing
+		// more of the block may run elsewhere.
+		s.txn.lost = true
+		return s.replyError(msgUplinkLost)
+	}
+	startsUnit := !s.txn.open
+	if startsUnit {
+		if err := s.enter(); err != nil {
+			return err
+		}
+		if rec.kind != kindMulti {
+			rec.flags |= flagEndsUnit
+		}
+	}
+	if err := s.ensureUplink(); err != nil {
+		if startsUnit {
+			s.p.gate.leave(&s.hold, 1) // nothing was sent
+		}
+		if errors.Is(err, errSessionClosed) {
+			return err
+		}
+		return s.replyError("ERR proxy: uplink unavailable: " + err.Error())
+	}
+	if s.q.full() {
+		s.flushUp()
+		if err := s.q.waitSpace(s.done); err != nil {
+			return err
+		}
+		s.clock = s.p.now()
+	}
+	u := s.up
+	rec.sent = s.clock
+	s.q.push(rec)
+	var w io.Writer = u.w()
+	if s.p.logMessages.Load() {
+		c := &capture{w: w}
+		w = c
+		defer func() { s.logInfo("command", "cmd", renderCommand(c.buf, c.more)) }()
+	}
+	if _, err := w.Write(s.hdr); err != nil {
+		s.retire()
+		return nil
+	}
+	for s.cr.Args() > 0 {
+		if err := s.cr.CopyArg(w); err != nil {
+			var we *resp.WriteError
+			if errors.As(err, &we) {
+				if err := s.cr.SkipArgs(); err != nil {
+					s.retire()
+					return s.readFailed(err)
+				}
+				s.retire()
+				return nil
+			}
+			return s.inputCut(err)
+		}
+	}
+	if s.cr.Buffered() == 0 {
+		if err := u.flush(); err != nil {
+			s.retire()
+			return nil
+		}
+	}
+	if u.dead.Load() {
+		// The reply goroutine may have given up on this connection before
+		// the record was queued: hand over so that it answers it.
+		s.retire()
+	}
+	return nil
+}
+
+// enter passes the pause gate for one unit. A command that waited at a
+// closed gate is dropped, with its session, when its client closed the
+// connection meanwhile: it must never reach Redis after the client gave
+// up on it (it may have retried elsewhere).
+func (s *session) enter() error {
+	waited := false
+	err := s.p.gate.enter(&s.hold, s.done, func() {
+		waited = true
+		s.flushUp()
+	})
+	if err != nil {
+		return err
+	}
+	if waited {
+		s.clock = s.p.now()
+		if peerClosed(s.conn.Conn) {
+			s.p.gate.leave(&s.hold, 1)
+			s.readFailed(io.EOF) // the replies due before it still go out
+			return errClientGone
+		}
+	}
+	return nil
+}
+
+var errClientGone = errors.New("client closed the connection while its command waited at the pause")
+
+// retire closes the current uplink connection and waits until the reply
+// goroutine has let go of it (and answered every record sent on it).
+func (s *session) retire() {
+	u := s.up
+	if u == nil {
+		return
+	}
+	s.up = nil
+	u.conn.Close()
+	u.dropWriter()
+	select {
+	case s.upCh <- handoff{first: s.q.tail.Load()}:
+	case <-s.done:
+	}
+}
+
+// uplinkOK reports whether s.up is live and dialed for the current target.
+func (s *session) uplinkOK() bool {
+	u := s.up
+	return u != nil && !u.dead.Load() && u.gen == s.p.conf().target.gen
+}
+
+// ensureUplink makes s.up a live connection to the current target,
+// dialing (and replaying the session state) when needed.
+func (s *session) ensureUplink() error {
+	if s.uplinkOK() {
+		return nil
+	}
+	conf := s.p.conf()
+	if s.up != nil {
+		s.retire()
+		if s.closing() {
+			return errSessionClosed
+		}
+	}
+	s.txn.uplinkChanged()
+	if s.dialErr != nil {
+		return s.dialErr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), conf.limit)
+	defer cancel()
+	u, err := conf.target.dial(ctx, s.st, s.wrapUplink)
+	if err != nil {
+		s.dialErr = err
+		s.p.dialFailed(s, err)
+		return err
+	}
+	s.clock = s.p.now()
+	u.conn.SetReadDeadline(s.p.wall(s.clock + conf.limit.Nanoseconds()))
+	s.up = u
+	s.cur.Store(u)
+	if s.closing() {
+		u.conn.Close()
+		return errSessionClosed
+	}
+	select {
+	case s.upCh <- handoff{u: u, first: s.q.tail.Load()}:
+	case <-s.done:
+		return errSessionClosed
+	}
+	return nil
+}
