@@ -61,11 +61,11 @@ func newSockWait(c net.Conn) *sockWait {
 	if !ok {
 		return nil
 	}
-	rc, err := tc.SyscallConn()
+	raw, err := tc.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	w := &sockWait{raw: rc}
+	w := &sockWait{raw: raw}
 	w.fn = w.ready
 	return w
 }

@@ -426,22 +426,9 @@ func TestMaxClients(t *testing.T) {
 	}
 	a.Close()
 	// The slot is free once the session has gone.
-	waitFor(t, func() bool { return p.Status().Clients == 1 })
+	waitFor(t, "Clients == 1", func() bool { return p.Status().Clients == 1 })
 	d := dial(t, p)
 	expect(t, d, "PONG", "PING")
-}
-
-// waitFor polls cond (an observation of another goroutine's effect that
-// sends no signal) with a bounded deadline.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestIdleTimeout(t *testing.T) {
@@ -537,7 +524,7 @@ func TestInFlightWhenRedisDies(t *testing.T) {
 		v, err := c.Do("BLPOP", "never", "0")
 		done <- fmt.Sprint(v, err)
 	}()
-	waitFor(t, func() bool { return p.Status().ActiveRequests == 1 })
+	waitFor(t, "ActiveRequests == 1", func() bool { return p.Status().ActiveRequests == 1 })
 	srv.Kill()
 	if have := <-done; have != "(error) ERR proxy: uplink connection lost <nil>" {
 		t.Errorf("in-flight command: have %q", have)
@@ -671,14 +658,14 @@ func TestRawRelay(t *testing.T) {
 	if err != nil || len(msg.Elems) != 3 || msg.Elems[2].Str != "hello" {
 		t.Fatalf("message: %v %v", msg, err)
 	}
-	waitFor(t, func() bool { return p.Status().RawConnections == 1 })
+	waitFor(t, "RawConnections == 1", func() bool { return p.Status().RawConnections == 1 })
 	if n := p.TerminateRawConnections(); n != 1 {
 		t.Errorf("terminated %d, want 1", n)
 	}
 	if err := sub.ReadEOF(); err != nil {
 		t.Errorf("raw connection not closed: %v", err)
 	}
-	waitFor(t, func() bool { return p.Status().RawConnections == 0 })
+	waitFor(t, "RawConnections == 0", func() bool { return p.Status().RawConnections == 0 })
 }
 
 // TestArgumentsTooLongToInspect: a huge argument where the proxy looks at

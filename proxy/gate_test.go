@@ -66,7 +66,7 @@ func TestWaitingCommandOfAClosedClientIsDropped(t *testing.T) {
 	if err := c.WriteRaw([]byte("*2\r\n$4\r\nINCR\r\n$4\r\ngone\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return p.Status().WaitingRequests == 1 })
+	waitFor(t, "WaitingRequests == 1", func() bool { return p.Status().WaitingRequests == 1 })
 	c.Close()
 	// Wait until the proxy's side of the socket has seen the FIN: a
 	// second connection's close is then surely seen by the first's too.
@@ -75,7 +75,7 @@ func TestWaitingCommandOfAClosedClientIsDropped(t *testing.T) {
 	if err := p.Unpause(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return p.Status().Clients == 0 })
+	waitFor(t, "Clients == 0", func() bool { return p.Status().Clients == 0 })
 	if have := commandCalls(t, direct, "incr"); have != before {
 		t.Errorf("INCR reached Redis %d times after its client closed", have-before)
 	}

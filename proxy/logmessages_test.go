@@ -99,7 +99,7 @@ func TestCloseReasonsLogged(t *testing.T) {
 	expectEOF(t, slow)
 
 	want := []string{"reason=\"client quit\"", "reason=\"protocol error: Protocol error: expected '$', got '+'\"", "reason=\"client closed\"", "reason=\"idle timeout\"", "reason=\"time limit\""}
-	waitFor(t, func() bool {
+	waitFor(t, "the log line", func() bool {
 		out := logs.String()
 		for _, w := range want {
 			if !strings.Contains(out, w) {

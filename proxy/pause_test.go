@@ -147,7 +147,7 @@ func TestPauseWithPipelines(t *testing.T) {
 	pause(t, p)
 	before := commandCalls(t, direct, "rpush")
 	// While paused, clients' commands wait: give them time to pile up.
-	waitFor(t, func() bool { return p.Status().WaitingRequests >= clients/2 })
+	waitFor(t, "WaitingRequests >= clients/2", func() bool { return p.Status().WaitingRequests >= clients/2 })
 	if after := commandCalls(t, direct, "rpush"); after != before {
 		t.Errorf("%d RPUSH reached Redis while paused", after-before)
 	}
@@ -176,7 +176,7 @@ func TestPauseWaitsForCommandsInFlight(t *testing.T) {
 		v, err := c.Do("DEBUG", "SLEEP", "0.5")
 		done <- fmt.Sprint(v, err)
 	}()
-	waitFor(t, func() bool { return p.Status().ActiveRequests == 1 })
+	waitFor(t, "ActiveRequests == 1", func() bool { return p.Status().ActiveRequests == 1 })
 	pause(t, p)
 	if d := time.Since(sent); d < 500*time.Millisecond {
 		t.Errorf("paused %v after DEBUG SLEEP 0.5 was sent: before it finished", d)
@@ -195,7 +195,7 @@ func TestPauseIsBounded(t *testing.T) {
 	p := startProxy(t, cfg)
 	c := dial(t, p)
 	go c.Do("BLPOP", "never", "0")
-	waitFor(t, func() bool { return p.Status().ActiveRequests == 1 })
+	waitFor(t, "ActiveRequests == 1", func() bool { return p.Status().ActiveRequests == 1 })
 	if d := pause(t, p); d > 300*time.Millisecond+drainMargin+500*time.Millisecond {
 		t.Errorf("pause took %v with a 300ms limit", d)
 	}
@@ -229,7 +229,7 @@ func TestPauseNeverSplitsMulti(t *testing.T) {
 	// The next command waits for the unpause.
 	done := make(chan string, 1)
 	go func() { done <- do(t, c, "GET", "b") }()
-	waitFor(t, func() bool { return p.Status().WaitingRequests == 1 })
+	waitFor(t, "WaitingRequests == 1", func() bool { return p.Status().WaitingRequests == 1 })
 	p.Unpause()
 	if have := <-done; have != `"2"` {
 		t.Errorf("GET after unpause: %s", have)
@@ -243,7 +243,7 @@ func TestClientsConnectingWhilePausedWait(t *testing.T) {
 	c := dial(t, p)
 	done := make(chan string, 1)
 	go func() { done <- do(t, c, "PING") }()
-	waitFor(t, func() bool { return p.Status().WaitingRequests == 1 })
+	waitFor(t, "WaitingRequests == 1", func() bool { return p.Status().WaitingRequests == 1 })
 	p.Unpause()
 	if have := <-done; have != "PONG" {
 		t.Errorf("have %s", have)
@@ -262,7 +262,7 @@ func TestUnpauseDuringPausingAndStates(t *testing.T) {
 	defer cancel()
 	perr := make(chan error, 1)
 	go func() { perr <- p.Pause(ctx) }()
-	waitFor(t, func() bool { return p.State() == StatePausing })
+	waitFor(t, "state == StatePausing", func() bool { return p.State() == StatePausing })
 	if err := p.Unpause(); err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +439,7 @@ func TestReloadWhilePausedStaysPaused(t *testing.T) {
 	}
 	done := make(chan string, 1)
 	go func() { done <- do(t, c, "GET", "k") }()
-	waitFor(t, func() bool { return p.Status().WaitingRequests == 1 })
+	waitFor(t, "WaitingRequests == 1", func() bool { return p.Status().WaitingRequests == 1 })
 	p.Unpause()
 	if have := <-done; have != "(nil)" { // B is empty
 		t.Errorf("GET after the switch: %s", have)
@@ -489,7 +489,7 @@ func TestConcurrentOperations(t *testing.T) {
 	expect(t, hold, "OK", "MULTI") // holds the reload's pause until EXEC
 	first := make(chan error, 1)
 	go func() { first <- p.Reload(context.Background()) }()
-	waitFor(t, func() bool { return p.State() == StateReloading })
+	waitFor(t, "state == StateReloading", func() bool { return p.State() == StateReloading })
 	if err := p.Reload(context.Background()); !errors.Is(err, ErrState) {
 		t.Errorf("second reload: %v, want ErrState", err)
 	}
@@ -509,7 +509,7 @@ func TestConcurrentOperations(t *testing.T) {
 		_, err := c.Do("PING")
 		waited <- err
 	}()
-	waitFor(t, func() bool { return p.Status().WaitingRequests == 1 })
+	waitFor(t, "WaitingRequests == 1", func() bool { return p.Status().WaitingRequests == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.Shutdown(ctx); err != nil {
@@ -559,12 +559,12 @@ func TestStopDuringReload(t *testing.T) {
 		v, err := c.Do("DEBUG", "SLEEP", "0.5")
 		slow <- fmt.Sprint(v, err)
 	}()
-	waitFor(t, func() bool { return p.Status().ActiveRequests == 1 })
+	waitFor(t, "ActiveRequests == 1", func() bool { return p.Status().ActiveRequests == 1 })
 	f.cfg.Uplink.Addr = b.Addr
 	f.write()
 	reloaded := make(chan error, 1)
 	go func() { reloaded <- p.Reload(context.Background()) }()
-	waitFor(t, func() bool { return p.State() == StateReloading })
+	waitFor(t, "state == StateReloading", func() bool { return p.State() == StateReloading })
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

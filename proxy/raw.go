@@ -65,16 +65,16 @@ func (p *Proxy) rawLoop(ln net.Listener) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		rc := p.conf()
-		if rc.cfg.ListenRaw.TLS && rc.rawTLS != nil {
-			conn = tls.Server(conn, rc.rawTLS)
+		conf := p.conf()
+		if conf.cfg.ListenRaw.TLS && conf.rawTLS != nil {
+			conn = tls.Server(conn, conf.rawTLS)
 		}
 		p.raw.add(conn)
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
 			defer p.raw.remove(conn)
-			p.relay(conn, rc.target)
+			p.relay(conn, conf.target)
 		}()
 	}
 }

@@ -148,7 +148,7 @@ func TestRelBackpressure(t *testing.T) {
 	writer.Close()
 	slow.Close()
 	<-werr
-	relWaitFor(t, "both clients gone", func() bool { return p.Status().Clients == 0 })
+	waitFor(t, "both clients gone", func() bool { return p.Status().Clients == 0 })
 	relShutdown(t, p)
 	checkNoLeaks(t, before)
 }
@@ -223,12 +223,12 @@ func TestRelNonReaderTimeLimit(t *testing.T) {
 	if _, err := io.WriteString(c, strings.Repeat("GET big\r\n", 64)); err != nil {
 		t.Fatal(err)
 	}
-	relWaitFor(t, "the non-reader disconnected", func() bool { return p.Status().Counters.TimeLimitDisconnects == 1 })
+	waitFor(t, "the non-reader disconnected", func() bool { return p.Status().Counters.TimeLimitDisconnects == 1 })
 	d := time.Since(start)
 	if d < 450*time.Millisecond || d > 5*time.Second {
 		t.Errorf("disconnected after %v; want about 500ms", d)
 	}
-	relWaitFor(t, "the session gone", func() bool { return p.Status().Clients == 1 })
+	waitFor(t, "the session gone", func() bool { return p.Status().Clients == 1 })
 	if _, closed, err := readToClose(c, 10*time.Second); !closed {
 		t.Errorf("the non-reader's connection is still open: %v", err)
 	}

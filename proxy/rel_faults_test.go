@@ -122,7 +122,7 @@ func (l *relLoad) errCount() int64 {
 func (l *relLoad) waitOK(t *testing.T, n int64) {
 	t.Helper()
 	target := l.ok.Load() + n
-	relWaitFor(t, fmt.Sprintf("%d more right replies", n), func() bool {
+	waitFor(t, fmt.Sprintf("%d more right replies", n), func() bool {
 		l.failMu.Lock()
 		err := l.fail
 		l.failMu.Unlock()
@@ -214,7 +214,7 @@ func TestRelKillUnderLoad(t *testing.T) {
 		if err := srv.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		relWaitFor(t, "errors while Redis is down", func() bool { return load.errCount() > errs })
+		waitFor(t, "errors while Redis is down", func() bool { return load.errCount() > errs })
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := srv.Restart(ctx)
 		cancel()
@@ -276,7 +276,7 @@ func TestRelHungRedis(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, func() bool { return p.Status().Counters.Commands > 1000 })
+	waitFor(t, "Commands > 1000", func() bool { return p.Status().Counters.Commands > 1000 })
 	stopped := time.Now()
 	if err := srv.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -284,7 +284,7 @@ func TestRelHungRedis(t *testing.T) {
 	defer srv.Signal(syscall.SIGCONT)
 	// Every busy client has its next batch stuck (replies already on
 	// their way when the signal came are not).
-	relWaitFor(t, "every busy client's batch stuck", func() bool { return p.Status().ActiveRequests == busy*5 })
+	waitFor(t, "every busy client's batch stuck", func() bool { return p.Status().ActiveRequests == busy*5 })
 
 	// A pause while Redis hangs still completes: the stragglers are
 	// disconnected past the limit.

@@ -102,9 +102,10 @@ func checkNoLeaks(t *testing.T, before relCounts) relCounts {
 	return now
 }
 
-// relWaitFor is waitFor with a name, and the goroutines' stacks when the
-// condition is not met within 15s.
-func relWaitFor(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond (an observation of another goroutine's effect that
+// sends no signal) until it holds; past 15 s it fails with what it waited
+// for and the goroutines' stacks.
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {

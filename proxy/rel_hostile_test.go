@@ -387,7 +387,7 @@ func TestRelTLSMismatch(t *testing.T) {
 	}
 	defer c.Close()
 	expect(t, c, "PONG", "PING")
-	relWaitFor(t, "the TLS probes reaped", func() bool { return plain.Status().Clients == 1 }) // the checker alone
+	waitFor(t, "the TLS probes reaped", func() bool { return plain.Status().Clients == 1 }) // the checker alone
 	chk.finish(t)
 	t.Logf("TLS on the plain port: 5 handshakes failed and were closed; plain text on the TLS port: 3 inputs closed")
 }

@@ -124,7 +124,7 @@ func TestRelManyClients(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	relWaitFor(t, "every client gone", func() bool { return p.Status().Clients == 0 })
+	waitFor(t, "every client gone", func() bool { return p.Status().Clients == 0 })
 	relShutdown(t, p)
 	checkNoLeaks(t, before)
 }
@@ -222,7 +222,7 @@ func TestRelMaxClientsStorm(t *testing.T) {
 			closed++
 		}
 	}
-	relWaitFor(t, "50 slots free", func() bool { return p.Status().Clients == 50 })
+	waitFor(t, "50 slots free", func() bool { return p.Status().Clients == 50 })
 	var again atomic.Int64
 	extra := make([]net.Conn, 60)
 	parallel(60, 60, func(i int) {
@@ -247,7 +247,7 @@ func TestRelMaxClientsStorm(t *testing.T) {
 			c.Close()
 		}
 	}
-	relWaitFor(t, "every client gone", func() bool { return p.Status().Clients == 0 })
+	waitFor(t, "every client gone", func() bool { return p.Status().Clients == 0 })
 	relShutdown(t, p)
 	checkNoLeaks(t, before)
 }
@@ -325,7 +325,7 @@ func TestRelSlowloris(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	relWaitFor(t, "every slowloris connected", func() bool { return p.Status().Clients == 1+inline+setters })
+	waitFor(t, "every slowloris connected", func() bool { return p.Status().Clients == 1+inline+setters })
 	tlBefore := p.Status().Counters.TimeLimitDisconnects
 
 	start := time.Now()
@@ -350,11 +350,11 @@ func TestRelSlowloris(t *testing.T) {
 		t.Errorf("time_limit_disconnects %d, want the %d SET tricklers", n, setters)
 	}
 	normal.Close() // idle from now on: it would be reaped too
-	relWaitFor(t, "the normal client gone", func() bool { return p.Status().Clients == inline })
+	waitFor(t, "the normal client gone", func() bool { return p.Status().Clients == inline })
 	close(stop)
 	sent := <-trickled
 	stopped := time.Now()
-	relWaitFor(t, "the tricklers reaped", func() bool { return p.Status().Clients == 0 })
+	waitFor(t, "the tricklers reaped", func() bool { return p.Status().Clients == 0 })
 	reaped := time.Since(stopped)
 	if reaped > cfg.ClientIdleTimeout()+2*time.Second {
 		t.Errorf("reaped %v after they went silent; idle timeout %v", reaped, cfg.ClientIdleTimeout())

@@ -31,7 +31,7 @@ func TestRelFailedMulti(t *testing.T) {
 		relay.Stall()
 		reply := make(chan string, 1)
 		go func() { reply <- do(t, c, "MULTI") }()
-		relWaitFor(t, "MULTI in flight", func() bool { return p.Status().ActiveRequests == 1 })
+		waitFor(t, "MULTI in flight", func() bool { return p.Status().ActiveRequests == 1 })
 		relay.ResetAll()
 		relay.Resume()
 		if have := <-reply; have != "(error) "+errLost {

@@ -131,7 +131,7 @@ func (w *relWriters) total() int64 {
 func (w *relWriters) waitAcked(t *testing.T, n int64) {
 	t.Helper()
 	target := w.total() + n
-	relWaitFor(t, fmt.Sprintf("%d more acknowledged writes", n), func() bool {
+	waitFor(t, fmt.Sprintf("%d more acknowledged writes", n), func() bool {
 		if err := w.err(); err != nil {
 			t.Fatalf("writers: %v", err)
 		}
@@ -305,7 +305,7 @@ func TestRelOpsUnderLoad(t *testing.T) {
 	if w.errs.Load() != 0 {
 		t.Errorf("%d writes got an error", w.errs.Load())
 	}
-	relWaitFor(t, "writers gone", func() bool { return p.Status().Clients == 0 })
+	waitFor(t, "writers gone", func() bool { return p.Status().Clients == 0 })
 	relShutdown(t, p)
 	relay.Close()
 	checkNoLeaks(t, before)
@@ -365,7 +365,7 @@ func (x *relTxPipeliners) waitRounds(t *testing.T, n int64) {
 	for i := range x.rounds {
 		start += x.rounds[i].Load()
 	}
-	relWaitFor(t, "transaction rounds", func() bool {
+	waitFor(t, "transaction rounds", func() bool {
 		var sum int64
 		for i := range x.rounds {
 			sum += x.rounds[i].Load()

@@ -291,7 +291,7 @@ func TestRelSoak(t *testing.T) {
 		dur, st.Counters.Commands, restarts, switches, inPlace, pauses, verified, writers.errs.Load(), loadReport, bigOK.Load(), multiOK.Load(), churned.Load())
 	t.Logf("soak flat: from %v to worst goroutines %d, open files %d, heap %s, RSS %s (tolerances: +25%%+%d goroutines, +25%%+%d files, +%s heap, +%s RSS without -race)",
 		first, worst.goroutines, worst.fds, mib(worst.heap), mib(worst.rss), soakGoroutineSlack, soakFDSlack, mib(soakHeapSlack), mib(soakRSSSlack))
-	relWaitFor(t, "every soak client gone", func() bool { return p.Status().Clients == 0 })
+	waitFor(t, "every soak client gone", func() bool { return p.Status().Clients == 0 })
 	relShutdown(t, p)
 	relay.Close()
 	checkNoLeaks(t, before)
