@@ -43,6 +43,7 @@ const (
 	cmdWatch                       // watched keys are lost with the uplink
 	cmdUnwatch                     //
 	cmdUnsupported                 // replies nobody asked for, or the replication stream
+	cmdBlocking                    // may block: its own timeout is its time limit (blocking.go)
 )
 
 // classify looks a command name up, ignoring case, without allocating.
@@ -105,6 +106,9 @@ func classify(name []byte) cmdClass {
 			return cmdUnsupported
 		}
 	}
+	if blockingKind(name) != 0 {
+		return cmdBlocking
+	}
 	return cmdPlain
 }
 
@@ -151,6 +155,8 @@ func (s *session) command(argc int, name []byte) error {
 			s.txn.watching = true
 		}
 		return s.forward(record{kind: kindPlain})
+	case cmdBlocking:
+		return s.blocking(blockingKind(name))
 	case cmdUnwatch:
 		if !s.txn.open {
 			s.txn.watching, s.txn.watchLost = false, false

@@ -254,15 +254,6 @@ func TestTimeLimitDisconnectsOnlyTheOffender(t *testing.T) {
 	}
 }
 
-func TestBlockingCommandIsSubjectToTheTimeLimit(t *testing.T) {
-	srv := redistest.Start(t)
-	cfg := testConfig(srv.Addr)
-	cfg.ReadTimeLimitMS = 200
-	p := startProxy(t, cfg)
-	c := dial(t, p)
-	expect(t, c, "(error) ERR proxy: command exceeded read_time_limit_ms", "BLPOP", "nothing", "0")
-}
-
 func TestClientAuth(t *testing.T) {
 	srv := redistest.Start(t, "--requirepass", "uplinksecret")
 	cfg := testConfig(srv.Addr)

@@ -47,9 +47,11 @@ func (c *uplinkConn) timedOut() error {
 	now, limit := s.p.now(), s.p.conf().limit.Nanoseconds()
 	due := now + limit
 	if rec, ok := s.q.peek(); ok {
-		due = rec.sent + limit
-		if now >= due {
-			return errTimeLimit
+		if at, limited := rec.due(limit); limited {
+			if now >= at {
+				return errTimeLimit
+			}
+			due = at
 		}
 	}
 	c.Conn.SetReadDeadline(s.p.wall(due))
@@ -72,7 +74,9 @@ func (c *clientConn) Write(b []byte) (int, error) {
 	now, limit := s.p.now(), s.p.conf().limit.Nanoseconds()
 	due := now + limit
 	if rec, ok := s.q.peek(); ok {
-		due = rec.sent + limit
+		if at, limited := rec.due(limit); limited {
+			due = at
+		}
 	}
 	// Keep the deadline within [due, due+slack]: set it only when it drifts
 	// out, so a stream of replies costs one update per slack period.

@@ -20,15 +20,26 @@ const (
 	flagEndsUnit uint8 = 1 << iota // the reply ends a pause unit (a command, or EXEC/DISCARD of a MULTI)
 	flagName                       // the command set a name (HELLO SETNAME)
 	flagEndsTx                     // EXEC or DISCARD of transaction arg: its reply ends the transaction's unit
+	flagBlocks                     // a command that may block (blocking.go): wait says for how long
 )
 
 // record is one forwarded command awaiting its reply, in the order sent.
 type record struct {
 	sent  int64  // when it was forwarded, in proxy-clock nanoseconds
+	wait  int64  // how long it may block, in ns, beyond the time limit; noLimit: no limit
 	val   string // a value the reply makes part of the session state (a name)
 	arg   int32
 	kind  uint8
 	flags uint8
+}
+
+// due is when the reply to r is past the time limit; ok is false for a
+// command with no limit.
+func (r *record) due(limit int64) (at int64, ok bool) {
+	if r.wait == noLimit {
+		return 0, false
+	}
+	return r.sent + r.wait + limit, true
 }
 
 // ring is the session's single-producer single-consumer queue of records:

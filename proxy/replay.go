@@ -23,7 +23,9 @@ func newReplay() replay { return replay{proto: 2} }
 // commands appends, after the proxy's own AUTH, every command that
 // restores st on a new connection, and returns the names of the commands
 // in order (for error messages). It is the one list of what is replayed.
-func (st replay) commands(b []byte, t *target) ([]byte, []string) {
+// A client's connection ends with CLIENT ID (withID): the proxy learns the
+// connection's id in the same round trip.
+func (st replay) commands(b []byte, t *target, withID bool) ([]byte, []string) {
 	var sent []string
 	add := func(args ...string) {
 		b = resp.AppendCommand(b, args...)
@@ -43,6 +45,9 @@ func (st replay) commands(b []byte, t *target) ([]byte, []string) {
 	}
 	if st.name != "" {
 		add("CLIENT", "SETNAME", st.name)
+	}
+	if withID {
+		add("CLIENT", "ID")
 	}
 	return b, sent
 }

@@ -177,6 +177,9 @@ func (s *session) settle(rec *record, ok bool) {
 	if rec.flags&flagEndsUnit != 0 {
 		s.ended++
 	}
+	if rec.flags&flagBlocks != 0 {
+		s.blocked.Add(-1)
+	}
 	s.ended += s.txr.answered(rec, ok, &s.tx)
 }
 

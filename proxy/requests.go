@@ -246,6 +246,9 @@ func (s *session) forward(rec record) error {
 	}
 	u := s.up
 	rec.sent = s.clock
+	if rec.flags&flagBlocks != 0 {
+		s.blocked.Add(1)
+	}
 	s.q.push(rec)
 	var w io.Writer = u.w()
 	if s.p.logMessages.Load() {
@@ -362,6 +365,7 @@ func (s *session) ensureUplink() error {
 	u.conn.SetReadDeadline(s.p.wall(s.clock + conf.limit.Nanoseconds()))
 	s.up = u
 	s.cur.Store(u)
+	s.upID.Store(u.id)
 	if s.closing() {
 		u.conn.Close()
 		return errSessionClosed

@@ -48,6 +48,8 @@ type session struct {
 	// Shared by the pair, each through its own discipline.
 	q         *ring                  // records of forwarded commands: requests push, replies pop
 	hold      hold                   // pause units in flight: changed only through p.gate
+	blocked   atomic.Int32           // blocking commands in flight: requests add, replies subtract
+	upID      atomic.Int64           // the uplink connection's CLIENT ID (0: none yet), for CLIENT UNBLOCK
 	tx        txShared               // what both know of transactions (txn.go)
 	upCh      chan handoff           // requests -> replies: the next uplink connection
 	cur       atomic.Pointer[uplink] // the connection in use, for closing from outside

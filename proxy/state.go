@@ -51,7 +51,11 @@ func (p *Proxy) State() State {
 // waitDrained waits until no unit is in flight. Past read_time_limit_ms
 // (plus a margin) the sessions still holding one are disconnected, so it
 // always returns in bounded time unless cancel closes first.
+// Blocked commands are released at once (blocking.go).
 func (p *Proxy) waitDrained(cancel <-chan struct{}) error {
+	stop := make(chan struct{})
+	defer close(stop)
+	go p.releaseBlocked(stop)
 	return p.gate.waitDrained(cancel, p.conf().limit+drainMargin, p.kickStragglers)
 }
 

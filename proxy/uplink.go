@@ -44,6 +44,7 @@ type uplink struct {
 	bw    *bufio.Writer // nil between batches (pooled); the request goroutine's
 	r     *resp.Reader
 	gen   uint64
+	id    int64       // its CLIENT ID (client connections only)
 	dead  atomic.Bool // its read side failed: dial again before the next command
 }
 
@@ -90,7 +91,7 @@ func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplin
 	}
 	u.br = getReader(rconn)
 	u.r = resp.NewReader(u.br)
-	if err := u.prepare(t, st); err != nil {
+	if err := u.prepare(t, st, wrap != nil); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -99,8 +100,8 @@ func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplin
 }
 
 // prepare sends what st.commands lists, pipelined, and checks every reply.
-func (u *uplink) prepare(t *target, st replay) error {
-	b, sent := st.commands(nil, t)
+func (u *uplink) prepare(t *target, st replay, withID bool) error {
+	b, sent := st.commands(nil, t, withID)
 	if len(sent) == 0 {
 		return nil
 	}
@@ -118,6 +119,9 @@ func (u *uplink) prepare(t *target, st replay) error {
 		}
 		if rep.IsError() && first == nil {
 			first = fmt.Errorf("%s: %s", cmd, rep.Line)
+		}
+		if rep.Type == ':' && withID {
+			u.id, _ = resp.ParseInt(rep.Line)
 		}
 	}
 	return first
