@@ -110,6 +110,12 @@ func checkReadValue(t *testing.T, in []byte, values [][]byte, fwdErr error) {
 	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), 16))
 	for i := 0; ; i++ {
 		v, err := r.ReadValue()
+		var pe *ProtocolError
+		if errors.As(err, &pe) && pe.Reason == "reply nesting too deep" {
+			// ReadValue bounds the depth of what it builds; Forward
+			// needs no bound and moved (or failed in) this value.
+			return
+		}
 		if err != nil {
 			if i != len(values) || err.Error() != fwdErr.Error() {
 				t.Fatalf("ReadValue: %v after %d values; Forward: %v after %d", err, i, fwdErr, len(values))

@@ -13,7 +13,7 @@ type Limits struct {
 	MaxBulk   int64 // longest bulk string ($, !, =); Redis: 512 MiB
 	MaxCount  int64 // most elements in one aggregate or command; Redis: 2^31-1
 	MaxLine   int   // longest line (inline command, header, simple string); Redis: 64 KiB
-	MaxDepth  int   // deepest aggregate nesting in a reply
+	MaxDepth  int   // deepest nesting ReadValue builds (Forward needs no bound)
 	MaxArgBuf int   // longest argument Arg returns whole (others stream)
 
 	// Unauthenticated selects Redis's wording for the two limits it lowers
@@ -77,7 +77,6 @@ type Reader struct {
 	inlines  [][]byte // inline's backing array: inline is sliced from the front
 	line     []byte   // scratch for lines longer than the bufio buffer
 	scratch  []byte   // scratch for inline unquoting and long arguments
-	stack    []int64  // aggregate nesting for Forward
 	bodyRead bodyReader
 }
 

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"io"
+	"math"
 	"slices"
 )
 
@@ -33,7 +34,7 @@ func (h Header) Elems() int64 {
 		return 0
 	}
 	if h.Type == '%' || h.Type == '|' {
-		return 2 * h.Len
+		return 2 * min(h.Len, math.MaxInt64/2) // never overflows
 	}
 	return h.Len
 }
@@ -130,15 +131,22 @@ func (rp Reply) IsError() bool { return rp.Type == '-' || rp.Type == '!' }
 
 // Forward reads one complete value (attributes, nesting and all) and
 // writes its exact bytes to w as they arrive; nil w skips the value.
-// Payloads pass through the bufio.Reader's buffer: memory stays constant
-// whatever the size of the value. A failure to write is a *WriteError.
+// Payloads pass through the bufio.Reader's buffer, and nesting costs
+// nothing: memory stays constant whatever the size or depth of the value.
+// A failure to write is a *WriteError.
 func (r *Reader) Forward(w io.Writer) (Reply, error) {
 	var rep Reply
 	if err := r.settle(); err != nil {
 		return rep, err
 	}
-	stack := r.stack[:0]
-	left := int64(1) // values still to come at this depth
+	// due counts the values still to come: an aggregate adds its
+	// elements, an attribute its keys and values (it precedes a value
+	// and is not one itself). A count, not a stack, so that no depth of
+	// nesting needs memory. Until the top-level value is seen, due is 1
+	// exactly between top-level attributes: inside one, its own
+	// elements are due as well.
+	due := int64(1)
+	seen := false
 	for {
 		line, err := r.readLine("too big reply line")
 		if err != nil {
@@ -152,7 +160,8 @@ func (r *Reader) Forward(w io.Writer) (Reply, error) {
 		if err != nil {
 			return rep, err
 		}
-		if len(stack) == 0 && h.Type != '|' {
+		if !seen && due == 1 && h.Type != '|' {
+			seen = true
 			rep.Type, rep.Len, rep.Line = h.Type, h.Len, h.Line
 		}
 		if w != nil {
@@ -170,22 +179,15 @@ func (r *Reader) Forward(w io.Writer) (Reply, error) {
 			rep.N += h.Len + 2
 		}
 		if h.Type != '|' {
-			left--
+			due--
 		}
-		if n := h.Elems(); n > 0 || h.Type == '|' {
-			if len(stack) >= r.lim.MaxDepth {
-				return rep, protoErr("reply nesting too deep")
+		if n := h.Elems(); n > 0 {
+			if n > math.MaxInt64-due {
+				return rep, protoErr("too many elements in reply")
 			}
-			stack = append(stack, left)
-			left = n
-		}
-		for left == 0 {
-			if len(stack) == 0 {
-				r.stack = stack
-				return rep, nil
-			}
-			left = stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
+			due += n
+		} else if due == 0 {
+			return rep, nil
 		}
 	}
 }
