@@ -141,20 +141,19 @@ func TestNextBody(t *testing.T) {
 	for _, shape := range readerShapes {
 		t.Run(shape.name, func(t *testing.T) {
 			r := NewReader(shape.new([]byte(in)))
-			next := func(typ byte, n int64) Header {
+			next := func(typ byte, n int64) replyHeader {
 				t.Helper()
 				h, err := r.Next()
 				if err != nil {
 					t.Fatalf("Next: %v", err)
 				}
-				if h.Type != typ || h.Len != n {
-					t.Fatalf("Next: have %q %d, want %q %d", h.Type, h.Len, typ, n)
+				if h.typ != typ || h.n != n {
+					t.Fatalf("Next: have %q %d, want %q %d", h.typ, h.n, typ, n)
 				}
 				return h
 			}
-			h := next('*', 3)
-			if !h.IsAggregate() || h.Elems() != 3 || h.IsError() {
-				t.Errorf("have IsAggregate %v Elems %d, want true 3", h.IsAggregate(), h.Elems())
+			if h := next('*', 3); h.elems() != 3 {
+				t.Errorf("have elems %d, want 3", h.elems())
 			}
 			next('$', 5)
 			if p, err := io.ReadAll(r.Body()); err != nil || string(p) != "hello" {
@@ -165,13 +164,10 @@ func TestNextBody(t *testing.T) {
 			if _, err := io.ReadFull(r.Body(), p); err != nil || string(p) != "wo" {
 				t.Errorf("Body: have %q, %v; want \"wo\"", p, err)
 			}
-			if !next('!', 4).IsError() {
-				t.Error("!4: IsError false")
-			}
+			next('!', 4)
 			next('=', 9)
-			h = next(':', 5)
-			if string(h.Line) != "5" {
-				t.Errorf("have Line %q, want \"5\"", h.Line)
+			if h := next(':', 5); string(h.line) != "5" {
+				t.Errorf("have line %q, want \"5\"", h.line)
 			}
 			if _, err := r.Next(); err != io.EOF {
 				t.Errorf("Next at the end: have %v, want io.EOF", err)
@@ -182,21 +178,22 @@ func TestNextBody(t *testing.T) {
 
 func TestHeaderElems(t *testing.T) {
 	tests := []struct {
-		h    Header
+		h    replyHeader
 		want int64
 	}{
-		{Header{Type: '*', Len: 3}, 3},
-		{Header{Type: '*', Len: -1}, 0},
-		{Header{Type: '%', Len: 3}, 6},
-		{Header{Type: '|', Len: 2}, 4},
-		{Header{Type: '~', Len: 0}, 0},
-		{Header{Type: '>', Len: 1}, 1},
-		{Header{Type: '$', Len: 9}, 0},
-		{Header{Type: ':', Len: 9}, 0},
+		{replyHeader{typ: '*', n: 3}, 3},
+		{replyHeader{typ: '*', n: -1}, 0},
+		{replyHeader{typ: '%', n: 3}, 6},
+		{replyHeader{typ: '|', n: 2}, 4},
+		{replyHeader{typ: '%', n: 1<<63 - 1}, 1<<63 - 2},
+		{replyHeader{typ: '~', n: 0}, 0},
+		{replyHeader{typ: '>', n: 1}, 1},
+		{replyHeader{typ: '$', n: 9}, 0},
+		{replyHeader{typ: ':', n: 9}, 0},
 	}
 	for _, tt := range tests {
-		if have := tt.h.Elems(); have != tt.want {
-			t.Errorf("%q %d: have Elems %d, want %d", tt.h.Type, tt.h.Len, have, tt.want)
+		if have := tt.h.elems(); have != tt.want {
+			t.Errorf("%q %d: have elems %d, want %d", tt.h.typ, tt.h.n, have, tt.want)
 		}
 	}
 }
@@ -281,15 +278,12 @@ func TestLimitsEdges(t *testing.T) {
 	if out, _, err := forwardAll(t, newTestReader(okLine)); err != io.EOF || string(out) != okLine {
 		t.Errorf("a 64 KiB line: have %d bytes, %v; want it whole", len(out), err)
 	}
-	deep := strings.Repeat("*1\r\n", DefaultLimits.MaxDepth) + ":1\r\n"
-	if out, _, err := forwardAll(t, newTestReader(deep)); err != io.EOF || string(out) != deep {
-		t.Errorf("Forward, nesting of MaxDepth: have %v, want io.EOF after the value", err)
-	}
+	deep := strings.Repeat("*1\r\n", maxValueDepth) + ":1\r\n"
 	if _, err := newTestReader(deep).ReadValue(); err != nil {
-		t.Errorf("ReadValue, nesting of MaxDepth: %v", err)
+		t.Errorf("ReadValue, nesting of maxValueDepth: %v", err)
 	}
-	if _, err := newTestReader(strings.Repeat("*1\r\n", DefaultLimits.MaxDepth+1) + "*0\r\n").ReadValue(); err == nil {
-		t.Error("ReadValue, nesting of MaxDepth+1: no error")
+	if _, err := newTestReader(strings.Repeat("*1\r\n", maxValueDepth+1) + "*0\r\n").ReadValue(); err == nil {
+		t.Error("ReadValue, nesting of maxValueDepth+1: no error")
 	}
 	// The largest bulk and count headers pass (the data is not there).
 	for _, in := range []string{"$536870912\r\n", "*2147483647\r\n", "%2147483647\r\n"} {
@@ -299,14 +293,11 @@ func TestLimitsEdges(t *testing.T) {
 	}
 	// Lower limits.
 	r := newTestReader("$11\r\nhello world\r\n*3\r\n")
-	r.SetLimits(Limits{MaxBulk: 10, MaxCount: 2, MaxLine: 100, MaxDepth: 4, MaxArgBuf: 10})
-	if r.Limits().MaxBulk != 10 {
-		t.Errorf("Limits: have %+v", r.Limits())
-	}
+	r.SetLimits(Limits{MaxBulk: 10, MaxCount: 2, MaxLine: 100, MaxArgBuf: 10})
 	_, err := r.Next()
 	wantProtoErr(t, err, "Protocol error: invalid bulk length")
 	r = newTestReader("*3\r\n")
-	r.SetLimits(Limits{MaxBulk: 10, MaxCount: 2, MaxLine: 100, MaxDepth: 4, MaxArgBuf: 10})
+	r.SetLimits(Limits{MaxBulk: 10, MaxCount: 2, MaxLine: 100, MaxArgBuf: 10})
 	_, err = r.Next()
 	wantProtoErr(t, err, "Protocol error: invalid multibulk length")
 }
@@ -464,7 +455,7 @@ func TestForwardDeep(t *testing.T) {
 // int64 is refused, never wrapped around to a premature end.
 func TestForwardElementCount(t *testing.T) {
 	r := newTestReader(strings.Repeat("%9223372036854775807\r\n", 3))
-	r.SetLimits(Limits{MaxBulk: 10, MaxCount: 1<<63 - 1, MaxLine: 100, MaxDepth: 4, MaxArgBuf: 10})
+	r.SetLimits(Limits{MaxBulk: 10, MaxCount: 1<<63 - 1, MaxLine: 100, MaxArgBuf: 10})
 	_, err := r.Forward(io.Discard)
 	wantProtoErr(t, err, "Protocol error: too many elements in reply")
 }
