@@ -122,7 +122,7 @@ func BenchmarkAppendError(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = AppendError(buf[:0], msg)
-		buf = AppendNull(buf, 3)
-		buf = AppendInt(buf, 42)
+		buf = AppendNullArray(buf, 3)
+		buf = AppendArray(buf, 42)
 	}
 }

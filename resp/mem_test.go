@@ -231,7 +231,7 @@ func TestBodyRead(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), payload) {
 		t.Errorf("Body: have %d bytes, want %d", got.Len(), len(payload))
 	}
-	if h, err := r.Next(); err != nil || h.Type != '+' {
-		t.Errorf("then: have %q, %v", h.Type, err)
+	if h, err := r.Next(); err != nil || h.typ != '+' {
+		t.Errorf("then: have %q, %v", h.typ, err)
 	}
 }

@@ -13,7 +13,6 @@ type Limits struct {
 	MaxBulk   int64 // longest bulk string ($, !, =); Redis: 512 MiB
 	MaxCount  int64 // most elements in one aggregate or command; Redis: 2^31-1
 	MaxLine   int   // longest line (inline command, header, simple string); Redis: 64 KiB
-	MaxDepth  int   // deepest aggregate nesting in a reply
 	MaxArgBuf int   // longest argument Arg returns whole (others stream)
 
 	// Unauthenticated selects Redis's wording for the two limits it lowers
@@ -27,14 +26,12 @@ var (
 		MaxBulk:   512 << 20,
 		MaxCount:  1<<31 - 1,
 		MaxLine:   64 << 10,
-		MaxDepth:  256,
 		MaxArgBuf: 64 << 10,
 	}
 	UnauthenticatedLimits = Limits{
 		MaxBulk:         16 << 10,
 		MaxCount:        10,
 		MaxLine:         64 << 10,
-		MaxDepth:        256,
 		MaxArgBuf:       16 << 10,
 		Unauthenticated: true,
 	}
@@ -70,29 +67,22 @@ type Reader struct {
 	body    int64 // unread payload bytes of the current bulk
 	bodyEnd bool  // the current bulk's CRLF is still unread
 
-	args     int      // arguments left in the current command
-	held     bool     // Arg refused the current argument (ErrArgTooLong): its header is read, not its payload
-	heldLen  int64    // that argument's payload length
-	inline   [][]byte // the current inline command's arguments (left to read)
-	inlines  [][]byte // inline's backing array: inline is sliced from the front
-	line     []byte   // scratch for lines longer than the bufio buffer
-	scratch  []byte   // scratch for inline unquoting and long arguments
-	stack    []int64  // aggregate nesting for Forward
-	bodyRead bodyReader
+	args    int      // arguments left in the current command
+	held    bool     // Arg refused the current argument (ErrArgTooLong): its header is read, not its payload
+	heldLen int64    // that argument's payload length
+	inline  [][]byte // the current inline command's arguments (left to read)
+	inlines [][]byte // inline's backing array: inline is sliced from the front
+	line    []byte   // scratch for lines longer than the bufio buffer
+	scratch []byte   // scratch for inline unquoting and long arguments
 }
 
 // NewReader returns a Reader over br with DefaultLimits.
 func NewReader(br *bufio.Reader) *Reader {
-	r := &Reader{br: br, lim: DefaultLimits}
-	r.bodyRead.r = r
-	return r
+	return &Reader{br: br, lim: DefaultLimits}
 }
 
 // SetLimits replaces the limits for the values read from now on.
 func (r *Reader) SetLimits(l Limits) { r.lim = l }
-
-// Limits returns the limits in force.
-func (r *Reader) Limits() Limits { return r.lim }
 
 // Buffered reports how many bytes can be read without blocking. A proxy
 // flushes its output when this is 0: nothing more of the batch is waiting.
@@ -332,26 +322,3 @@ type WriteError struct{ Err error }
 
 func (e *WriteError) Error() string { return "resp: write: " + e.Err.Error() }
 func (e *WriteError) Unwrap() error { return e.Err }
-
-// bodyReader streams the current bulk payload (see Body).
-type bodyReader struct{ r *Reader }
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	r := b.r
-	if r.body == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > r.body {
-		p = p[:r.body]
-	}
-	n, err := r.br.Read(p)
-	r.body -= int64(n)
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-// Body returns the payload of the bulk value Next just returned, as a
-// stream valid until the next call. Whatever is not read is drained.
-func (r *Reader) Body() io.Reader { return &r.bodyRead }

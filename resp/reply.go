@@ -2,97 +2,87 @@ package resp
 
 import (
 	"io"
-	"slices"
+	"math"
 )
 
-// Header is one RESP value's first line, as Next returns it.
-type Header struct {
-	// Type is the type byte: + - : $ * _ , # ! = ( % ~ > |
-	Type byte
-	// Len is the payload length of $ ! =, the element count of * ~ >, the
+// replyHeader is one RESP value's first line.
+type replyHeader struct {
+	typ byte // the type byte: + - : $ * _ , # ! = ( % ~ > |
+	// n is the payload length of $ ! =, the element count of * ~ >, the
 	// pair count of % |, and the value of :. It is -1 for a RESP2 null
 	// ($-1, *-1).
-	Len int64
-	// Line is the content of a one-line value (+ - : _ , # () without its
-	// type byte and CRLF; valid until the next call.
-	Line []byte
+	n int64
+	// line is the content of a one-line value (+ - : _ , # () without its
+	// type byte and CRLF; valid until the next read.
+	line []byte
 }
 
-// IsAggregate reports whether h is followed by elements (* % ~ > |).
-func (h Header) IsAggregate() bool {
-	switch h.Type {
-	case '*', '%', '~', '>', '|':
-		return true
-	}
-	return false
-}
-
-// Elems is the number of values that follow h: pairs count twice.
-func (h Header) Elems() int64 {
-	if !h.IsAggregate() || h.Len <= 0 {
+// elems is the number of values that follow h: pairs count twice.
+func (h replyHeader) elems() int64 {
+	if h.n <= 0 {
 		return 0
 	}
-	if h.Type == '%' || h.Type == '|' {
-		return 2 * h.Len
+	switch h.typ {
+	case '*', '~', '>':
+		return h.n
+	case '%', '|':
+		return 2 * min(h.n, math.MaxInt64/2) // never overflows
 	}
-	return h.Len
+	return 0
 }
 
-// IsError reports whether h is an error reply (- or !).
-func (h Header) IsError() bool { return h.Type == '-' || h.Type == '!' }
-
 // parseHeader checks one reply line. A bulk header leaves its payload
-// pending, to be streamed with Body or drained by the next call.
-func (r *Reader) parseHeader(line []byte) (Header, error) {
+// pending, to be copied or drained by the caller.
+func (r *Reader) parseHeader(line []byte) (replyHeader, error) {
 	content, ok := header(line)
 	if !ok {
-		return Header{}, protoErr("expected '\\r\\n' at end of line")
+		return replyHeader{}, protoErr("expected '\\r\\n' at end of line")
 	}
-	h := Header{Type: line[0], Line: content}
-	switch h.Type {
+	h := replyHeader{typ: line[0], line: content}
+	switch h.typ {
 	case '+', '-', ',', '(':
 		return h, nil
 	case ':':
-		if h.Len, ok = parseInt(content); !ok {
-			return Header{}, protoErr("invalid integer")
+		if h.n, ok = parseInt(content); !ok {
+			return replyHeader{}, protoErr("invalid integer")
 		}
 		return h, nil
 	case '#':
 		if len(content) != 1 || (content[0] != 't' && content[0] != 'f') {
-			return Header{}, protoErr("invalid boolean")
+			return replyHeader{}, protoErr("invalid boolean")
 		}
 		return h, nil
 	case '_':
 		if len(content) != 0 {
-			return Header{}, protoErr("invalid null")
+			return replyHeader{}, protoErr("invalid null")
 		}
 		return h, nil
 	case '$', '!', '=':
-		h.Line = nil
+		h.line = nil
 		n, ok := parseInt(content)
-		if ok && n == -1 && h.Type == '$' {
-			h.Len = -1
+		if ok && n == -1 && h.typ == '$' {
+			h.n = -1
 			return h, nil
 		}
 		if !ok || n < 0 || n > r.lim.MaxBulk {
-			return Header{}, protoErr("invalid bulk length")
+			return replyHeader{}, protoErr("invalid bulk length")
 		}
-		h.Len, r.body, r.bodyEnd = n, n, true
+		h.n, r.body, r.bodyEnd = n, n, true
 		return h, nil
 	case '*', '%', '~', '>', '|':
-		h.Line = nil
+		h.line = nil
 		n, ok := parseInt(content)
-		if ok && n == -1 && h.Type == '*' {
-			h.Len = -1
+		if ok && n == -1 && h.typ == '*' {
+			h.n = -1
 			return h, nil
 		}
 		if !ok || n < 0 || n > r.lim.MaxCount {
-			return Header{}, protoErr("invalid multibulk length")
+			return replyHeader{}, protoErr("invalid multibulk length")
 		}
-		h.Len = n
+		h.n = n
 		return h, nil
 	}
-	return Header{}, protoErr("unknown type byte " + quoteByte(line[0]))
+	return replyHeader{}, protoErr("unknown type byte " + quoteByte(line[0]))
 }
 
 func quoteByte(c byte) string {
@@ -103,24 +93,10 @@ func quoteByte(c byte) string {
 	return "'\\x" + string([]byte{hex[c>>4], hex[c&15]}) + "'"
 }
 
-// Next reads the next value's header. For a bulk value the payload
-// follows: read it with Body, or leave it to be drained by the next call.
-// Elements of an aggregate are read with further calls to Next.
-func (r *Reader) Next() (Header, error) {
-	if err := r.settle(); err != nil {
-		return Header{}, err
-	}
-	line, err := r.readLine("too big reply line")
-	if err != nil {
-		return Header{}, err
-	}
-	return r.parseHeader(line)
-}
-
 // Reply describes the value Forward moved.
 type Reply struct {
 	Type byte   // the top-level type, after any attributes
-	Len  int64  // the top-level Header.Len
+	Len  int64  // the top-level length, count or integer (-1 for $-1, *-1)
 	Line []byte // a one-line top-level value's content; valid until the next call
 	N    int64  // bytes consumed; N > 0 with an error means the value was cut
 }
@@ -130,15 +106,22 @@ func (rp Reply) IsError() bool { return rp.Type == '-' || rp.Type == '!' }
 
 // Forward reads one complete value (attributes, nesting and all) and
 // writes its exact bytes to w as they arrive; nil w skips the value.
-// Payloads pass through the bufio.Reader's buffer: memory stays constant
-// whatever the size of the value. A failure to write is a *WriteError.
+// Payloads pass through the bufio.Reader's buffer, and nesting costs
+// nothing: memory stays constant whatever the size or depth of the value.
+// A failure to write is a *WriteError.
 func (r *Reader) Forward(w io.Writer) (Reply, error) {
 	var rep Reply
 	if err := r.settle(); err != nil {
 		return rep, err
 	}
-	stack := r.stack[:0]
-	left := int64(1) // values still to come at this depth
+	// due counts the values still to come: an aggregate adds its
+	// elements, an attribute its keys and values (it precedes a value
+	// and is not one itself). A count, not a stack, so that no depth of
+	// nesting needs memory. Until the top-level value is seen, due is 1
+	// exactly between top-level attributes: inside one, its own
+	// elements are due as well.
+	due := int64(1)
+	seen := false
 	for {
 		line, err := r.readLine("too big reply line")
 		if err != nil {
@@ -152,8 +135,9 @@ func (r *Reader) Forward(w io.Writer) (Reply, error) {
 		if err != nil {
 			return rep, err
 		}
-		if len(stack) == 0 && h.Type != '|' {
-			rep.Type, rep.Len, rep.Line = h.Type, h.Len, h.Line
+		if !seen && due == 1 && h.typ != '|' {
+			seen = true
+			rep.Type, rep.Len, rep.Line = h.typ, h.n, h.line
 		}
 		if w != nil {
 			if _, err := w.Write(line); err != nil {
@@ -167,117 +151,18 @@ func (r *Reader) Forward(w io.Writer) (Reply, error) {
 			if err := r.readCRLF(w); err != nil {
 				return rep, err
 			}
-			rep.N += h.Len + 2
+			rep.N += h.n + 2
 		}
-		if h.Type != '|' {
-			left--
+		if h.typ != '|' {
+			due--
 		}
-		if n := h.Elems(); n > 0 || h.Type == '|' {
-			if len(stack) >= r.lim.MaxDepth {
-				return rep, protoErr("reply nesting too deep")
+		if n := h.elems(); n > 0 {
+			if n > math.MaxInt64-due {
+				return rep, protoErr("too many elements in reply")
 			}
-			stack = append(stack, left)
-			left = n
-		}
-		for left == 0 {
-			if len(stack) == 0 {
-				r.stack = stack
-				return rep, nil
-			}
-			left = stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
+			due += n
+		} else if due == 0 {
+			return rep, nil
 		}
 	}
-}
-
-// Value is a whole RESP value in memory, for tests, tools and the proxy's
-// own small exchanges (AUTH, PING). The data path never builds one.
-type Value struct {
-	Type  byte
-	Str   []byte  // + - , ( $ ! = # and the text of :
-	Int   int64   // : and the length of $ (-1 for null)
-	Null  bool    // _ $-1 *-1
-	Elems []Value // * % ~ > (pairs flattened for % and |)
-	Attrs []Value // a | preceding the value, flattened
-}
-
-// ReadValue reads one complete value into memory, within the limits.
-func (r *Reader) ReadValue() (Value, error) { return r.readValue(0) }
-
-func (r *Reader) readValue(depth int) (Value, error) {
-	if depth > r.lim.MaxDepth {
-		return Value{}, protoErr("reply nesting too deep")
-	}
-	h, err := r.Next()
-	if err != nil {
-		return Value{}, err
-	}
-	// Attributes before the value, in a loop: a recursion at the same
-	// depth let a stream of "|0\r\n" grow the goroutine stack without
-	// bound, past MaxDepth's reach.
-	var attrs []Value
-	for h.Type == '|' {
-		for i := int64(0); i < h.Elems(); i++ {
-			a, err := r.readValue(depth + 1)
-			if err != nil {
-				return Value{}, unexpected(err)
-			}
-			attrs = append(attrs, a)
-		}
-		if h, err = r.Next(); err != nil {
-			return Value{}, unexpected(err)
-		}
-	}
-	v := Value{Type: h.Type, Int: h.Len, Attrs: attrs, Null: h.Type == '_' || h.Len == -1 && (h.Type == '$' || h.Type == '*')}
-	switch {
-	case h.IsAggregate():
-		v.Int = 0
-		for i := int64(0); i < h.Elems(); i++ {
-			e, err := r.readValue(depth + 1)
-			if err != nil {
-				// The stream ending between two elements cuts this
-				// value: not the clean io.EOF of an element's own Next.
-				return Value{}, unexpected(err)
-			}
-			v.Elems = append(v.Elems, e)
-		}
-	case r.bodyEnd:
-		if v.Str, err = readBody(r.Body(), h.Len); err != nil {
-			return Value{}, err
-		}
-		if err := r.readCRLF(nil); err != nil {
-			return Value{}, err
-		}
-	default:
-		v.Str = append([]byte(nil), h.Line...)
-		if h.Type != ':' && h.Type != '$' { // $-1 keeps Int -1, as documented
-			v.Int = 0
-		}
-	}
-	return v, nil
-}
-
-// readBody reads an n-byte payload, growing the slice with the data that
-// arrives rather than with the declared length: "$536870912\r\n" followed
-// by nothing must not allocate 512 MiB (it used to, at once).
-func readBody(src io.Reader, n int64) ([]byte, error) {
-	b := make([]byte, 0, min(n, 4096))
-	for int64(len(b)) < n {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, int(min(n-int64(len(b)), int64(len(b)))))
-		}
-		end := cap(b)
-		if left := n - int64(len(b)); int64(end-len(b)) > left {
-			end = len(b) + int(left)
-		}
-		k, err := src.Read(b[len(b):end])
-		b = b[:len(b)+k]
-		if err != nil && int64(len(b)) < n {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	return b, nil
 }

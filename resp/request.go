@@ -99,8 +99,8 @@ func (r *Reader) Arg() ([]byte, error) {
 	}
 	if n > int64(r.lim.MaxArgBuf) {
 		// Keep it current, as ErrArgTooLong promises: the proxy can still
-		// forward it with CopyArg. (It used to count as read, so that a
-		// CopyArg after ErrArgTooLong sent the next argument instead.)
+		// forward it with CopyArg, and a CopyArg after ErrArgTooLong
+		// sends this argument, not the next one.
 		r.args++
 		r.held, r.heldLen = true, n
 		return nil, ErrArgTooLong
@@ -168,8 +168,8 @@ func (r *Reader) CopyArg(w io.Writer) error {
 		}
 		// The payload is pending before anything is written: after a
 		// write failure the next call drains it and the reader stays in
-		// step with the stream (it used to parse the payload as the next
-		// header).
+		// step with the stream, never taking the payload for the next
+		// header.
 		line = l
 		r.body, r.bodyEnd = n, true
 	}
@@ -427,5 +427,5 @@ func Equal(arg []byte, word string) bool {
 // ParseInt parses a request argument as Redis's string2ll does.
 func ParseInt(arg []byte) (int64, bool) { return parseInt(arg) }
 
-// FormatInt is strconv.AppendInt, re-exported for the writer helpers.
+// formatInt appends n in decimal, for the writer helpers.
 func formatInt(b []byte, n int64) []byte { return strconv.AppendInt(b, n, 10) }

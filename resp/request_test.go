@@ -264,7 +264,7 @@ func TestUnauthenticatedLimits(t *testing.T) {
 	}
 	// Lower custom limits use the ordinary wording.
 	r = newTestReader("*3\r\n")
-	r.SetLimits(Limits{MaxBulk: 10, MaxCount: 2, MaxLine: 100, MaxDepth: 4, MaxArgBuf: 10})
+	r.SetLimits(Limits{MaxBulk: 10, MaxCount: 2, MaxLine: 100, MaxArgBuf: 10})
 	_, err := r.ReadCommand()
 	wantProtoErr(t, err, "Protocol error: invalid multibulk length")
 }

@@ -28,13 +28,6 @@ func appendLine(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// AppendInt appends an integer reply: :n\r\n.
-func AppendInt(b []byte, n int64) []byte {
-	b = append(b, ':')
-	b = formatInt(b, n)
-	return append(b, '\r', '\n')
-}
-
 // AppendBulk appends a bulk string: $len\r\np\r\n.
 func AppendBulk(b []byte, p []byte) []byte {
 	b = append(b, '$')
@@ -58,15 +51,6 @@ func AppendArray(b []byte, n int) []byte {
 	b = append(b, '*')
 	b = formatInt(b, int64(n))
 	return append(b, '\r', '\n')
-}
-
-// AppendNull appends a null reply in the client's protocol: $-1 in RESP2,
-// _ in RESP3.
-func AppendNull(b []byte, proto int) []byte {
-	if proto >= 3 {
-		return append(b, "_\r\n"...)
-	}
-	return append(b, "$-1\r\n"...)
 }
 
 // AppendNullArray appends a null array (an aborted EXEC): *-1 in RESP2,

@@ -14,18 +14,14 @@ func TestAppendHelpers(t *testing.T) {
 		{"simple CRLF", AppendSimple(nil, "a\r\nb"), "+a  b\r\n"},
 		{"error", AppendError(nil, "NOAUTH Authentication required."), "-NOAUTH Authentication required.\r\n"},
 		{"error CRLF", AppendError(nil, "ERR proxy: uplink unavailable: dial\r\nfailed\n"), "-ERR proxy: uplink unavailable: dial  failed \r\n"},
-		{"int", AppendInt(nil, -42), ":-42\r\n"},
-		{"int zero", AppendInt(nil, 0), ":0\r\n"},
 		{"bulk", AppendBulk(nil, []byte("a\r\nb")), "$4\r\na\r\nb\r\n"},
 		{"bulk empty", AppendBulk(nil, nil), "$0\r\n\r\n"},
 		{"bulk string", AppendBulkString(nil, "bar"), "$3\r\nbar\r\n"},
 		{"array", AppendArray(nil, 3), "*3\r\n"},
-		{"null RESP2", AppendNull(nil, 2), "$-1\r\n"},
-		{"null RESP3", AppendNull(nil, 3), "_\r\n"},
 		{"null array RESP2", AppendNullArray(nil, 2), "*-1\r\n"},
 		{"null array RESP3", AppendNullArray(nil, 3), "_\r\n"},
 		{"command", AppendCommand(nil, "AUTH", "user", "p w"), "*3\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$3\r\np w\r\n"},
-		{"appends", AppendInt(AppendSimple([]byte("x"), "OK"), 1), "x+OK\r\n:1\r\n"},
+		{"appends", AppendArray(AppendSimple([]byte("x"), "OK"), 1), "x+OK\r\n*1\r\n"},
 	}
 	for _, tt := range tests {
 		if string(tt.have) != tt.want {
@@ -39,14 +35,11 @@ func TestAppendReadBack(t *testing.T) {
 	var b []byte
 	b = AppendSimple(b, "OK")
 	b = AppendError(b, "ERR x")
-	b = AppendInt(b, 7)
 	b = AppendBulkString(b, "v")
-	b = AppendNull(b, 2)
-	b = AppendNull(b, 3)
 	b = AppendNullArray(b, 2)
 	b = AppendArray(b, 1)
 	b = AppendBulk(b, []byte("e"))
-	want := []string{`+"OK"`, `-"ERR x"`, `:7("7")`, `$"v"(1)`, `$nil(-1)`, `_`, `*nil`, `*[$"e"(1)]`}
+	want := []string{`+"OK"`, `-"ERR x"`, `$"v"(1)`, `*nil`, `*[$"e"(1)]`}
 	r := newTestReader(string(b))
 	for _, w := range want {
 		v, err := r.ReadValue()
