@@ -6,6 +6,7 @@
 package config
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 	"time"
@@ -208,8 +209,43 @@ func (c *Config) ClientIdleTimeout() time.Duration {
 	return time.Duration(c.ClientIdleTimeoutMS) * time.Millisecond
 }
 
-// Clone returns a deep copy of c (nil for nil). Its lists are never nil, so
-// that it marshals to JSON the strict parser reads back ([] rather than null).
+// MarshalJSON writes a nil list as [], as the strict parser wants it: a
+// Config built as a literal marshals to a file Parse reads back.
+func (u Uplink) MarshalJSON() ([]byte, error) {
+	type plain Uplink // without this method
+	u.Candidates = nonNil(u.Candidates)
+	return json.Marshal(plain(u))
+}
+
+// MarshalJSON writes a nil list as [], see Uplink.MarshalJSON.
+func (s Sentinel) MarshalJSON() ([]byte, error) {
+	type plain Sentinel
+	s.Addrs = nonNil(s.Addrs)
+	return json.Marshal(plain(s))
+}
+
+// MarshalJSON writes a nil list as [], see Uplink.MarshalJSON.
+func (r Replicas) MarshalJSON() ([]byte, error) {
+	type plain Replicas
+	r.Addrs = nonNil(r.Addrs)
+	return json.Marshal(plain(r))
+}
+
+// MarshalJSON writes a nil list as [], see Uplink.MarshalJSON.
+func (s Switch) MarshalJSON() ([]byte, error) {
+	type plain Switch
+	s.Peers = nonNil(s.Peers)
+	return json.Marshal(plain(s))
+}
+
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}
+
+// Clone returns a deep copy of c (nil for nil). Its lists are never nil.
 func (c *Config) Clone() *Config {
 	if c == nil {
 		return nil

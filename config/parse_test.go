@@ -304,6 +304,35 @@ func TestParseListElements(t *testing.T) {
 	}
 }
 
+// TestParseMarshalled: a Config built as a literal, nil lists and all,
+// marshals to JSON that Parse reads back as the same configuration.
+func TestParseMarshalled(t *testing.T) {
+	c := &Config{
+		Uplink:          Uplink{Addr: "127.0.0.1:6379"},
+		Listen:          Listen{Addr: "127.0.0.1:7010"},
+		Admin:           Admin{Addr: "127.0.0.1:7012"},
+		ReadTimeLimitMS: 5000,
+	}
+	for _, indent := range []string{"", "  "} {
+		b, err := json.MarshalIndent(c, "", indent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "null") {
+			t.Errorf("marshalled config holds null: %s", b)
+		}
+		if have := mustParse(t, string(b)); !have.Equal(c) {
+			t.Errorf("have %+v\nwant %+v", *have, *c)
+		}
+	}
+	// The sections alone too.
+	for _, v := range []any{Uplink{}, Sentinel{}, Replicas{}, Switch{}, &Uplink{}} {
+		if b := marshal(t, v); strings.Contains(b, "null") {
+			t.Errorf("%T marshals to %s", v, b)
+		}
+	}
+}
+
 func TestParseIntRange(t *testing.T) {
 	base := minimal(t)
 	in := strings.Replace(with(t, base, "max_clients", 0), `"max_clients":0`, `"max_clients":99999999999999999999`, 1)

@@ -176,8 +176,8 @@ func (c *Config) validateSwitch(p *problems) {
 		ms  int
 	}{{"switch.catchup_timeout_ms", s.CatchupTimeoutMS}, {"switch.gate_timeout_ms", s.GateTimeoutMS}} {
 		switch {
-		case kv.ms <= 0:
-			p.add(kv.key, "must be greater than 0")
+		case kv.ms < 0:
+			p.add(kv.key, "must be 0 (check once, without waiting) or more")
 		case kv.ms > MaxReadTimeLimitMS:
 			p.add(kv.key, "must be at most %d (24h)", MaxReadTimeLimitMS)
 		}
