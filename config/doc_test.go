@@ -18,18 +18,34 @@ func TestDocKeys(t *testing.T) {
 	}
 }
 
-// TestDocExample: the TLS example of doc/configuration.md is a valid
-// configuration.
+// TestDocExample: every JSON example of doc/configuration.md is a valid
+// configuration; the first shows TLS.
 func TestDocExample(t *testing.T) {
 	doc := readDoc(t)
-	_, rest, ok := strings.Cut(doc, "```json\n")
-	if !ok {
+	var examples []*Config
+	for rest := doc; ; {
+		var ok bool
+		if _, rest, ok = strings.Cut(rest, "```json\n"); !ok {
+			break
+		}
+		var example string
+		example, rest, _ = strings.Cut(rest, "```")
+		examples = append(examples, mustParse(t, example))
+	}
+	if len(examples) == 0 {
 		t.Fatalf("%s: no JSON example", docPath)
 	}
-	example, _, _ := strings.Cut(rest, "```")
-	c := mustParse(t, example)
+	c := examples[0]
 	if !c.Uplink.TLS || !c.Listen.TLS || c.Listen.ClientCAFile == "" {
 		t.Errorf("the example does not show uplink TLS and listen TLS with client certificates: %+v", *c)
+	}
+	var candidates, sentinel bool
+	for _, c := range examples[1:] {
+		candidates = candidates || len(c.Uplink.Candidates) > 0
+		sentinel = sentinel || c.Uplink.Sentinel.Enabled()
+	}
+	if !candidates || !sentinel {
+		t.Errorf("no example with uplink.candidates (%v) or uplink.sentinel (%v)", candidates, sentinel)
 	}
 }
 

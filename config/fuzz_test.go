@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -21,6 +22,14 @@ func FuzzParse(f *testing.F) {
 		  "admin": {"addr": "0.0.0.0:7012", "user": "ops", "pass": "\u00e9\n"},
 		  "log_messages": true, "read_time_limit_ms": 86400000, "max_clients": 0, "client_idle_timeout_ms": 9223372036854}`,
 		`{"uplink": {"addr": 1, "adr": {}}, "listen": [], "admin": null, "max_clients": 1.5, "x": "y"}`,
+		`{"uplink": {"addr": "10.0.0.1:6379", "check_interval_ms": 0, "candidates": ["10.0.0.2:6379", "10.0.0.1:6379"]},
+		  "listen": {"addr": ":7010", "forward_auth": true}, "listen_ro": {"addr": "127.0.0.1:7020", "pass": "r"},
+		  "replicas": {"addrs": ["[::1]:6380"], "discover": false, "max_lag_bytes": 0, "fallback_primary": false},
+		  "admin": {"addr": "127.0.0.1:7012"},
+		  "switch": {"catchup_timeout_ms": 1, "gate_timeout_ms": 86400000, "fence": false, "peers": ["https://u:p@h:1/"]}}`,
+		`{"uplink": {"sentinel": {"addrs": ["s:26379"], "master": "m", "user": "u", "pass": "p"}},
+		  "listen": {"addr": "127.0.0.1:7010"}, "admin": {"addr": "127.0.0.1:7012"}}`,
+		`{"uplink": {"candidates": [1, "x", null], "sentinel": {"addrs": "x"}}, "switch": {"peers": [[]]}}`,
 		`{"uplink": {"addr": "a:1"}, "uplink": {"addr": "b:2"}}`,
 		`{"read_time_limit_ms": -9223372036854775808, "max_clients": 99999999999999999999}`,
 		`{"a": tru}`,
@@ -45,6 +54,19 @@ func FuzzParse(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("parsed config does not validate: %v", err)
 		}
+		// WriteUplinkAddr finds exactly the value Parse read as uplink.addr.
+		start, end, addr, err := uplinkAddrSpan([]byte(in), "fuzz.json")
+		switch {
+		case c.Uplink.Addr == "" && !errors.Is(err, ErrNoUplinkAddr) && (err != nil || addr != ""):
+			t.Fatalf("no uplink.addr, but uplinkAddrSpan: %q, %v", addr, err)
+		case c.Uplink.Addr != "" && (err != nil || addr != c.Uplink.Addr):
+			t.Fatalf("uplinkAddrSpan: have %q, %v, want %q", addr, err, c.Uplink.Addr)
+		case err == nil:
+			var v string
+			if json.Unmarshal([]byte(in[start:end]), &v) != nil || v != addr {
+				t.Fatalf("span %q does not hold %q", in[start:end], addr)
+			}
+		}
 		out, err := json.Marshal(c)
 		if err != nil {
 			t.Fatal(err)
@@ -56,7 +78,7 @@ func FuzzParse(f *testing.F) {
 		if !again.Equal(c) {
 			t.Fatalf("round trip:\nhave %+v\nwant %+v", *again, *c)
 		}
-		if ReloadRefusal(c, again) != nil || len(Diff(c, again)) != 0 || UplinkChanged(c, again) {
+		if ReloadRefusal(c, again) != nil || len(Diff(c, again)) != 0 || UplinkChanged(c, again) || FollowChanged(c, again) {
 			t.Fatalf("equal configs differ on reload")
 		}
 	})

@@ -153,6 +153,16 @@ func (d *decoder) value(v reflect.Value, key string) error {
 			return d.skip(tok)
 		}
 		v.SetBool(b)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			d.problem(key, fmt.Sprintf("cannot decode into %s", v.Type()))
+			return d.skip(tok)
+		}
+		if tok != json.Delim('[') {
+			d.wrongType(key, "an array of strings", tok)
+			return d.skip(tok)
+		}
+		return d.strings(v, key)
 	case reflect.Int:
 		n, ok := tok.(json.Number)
 		if !ok {
@@ -199,6 +209,37 @@ func (d *decoder) object(v reflect.Value, prefix string) error {
 	}
 	_, err := d.token() // the closing '}'
 	return err
+}
+
+// strings decodes the elements of an array, whose '[' has been read, into
+// the string slice v. An element of another type is reported as
+// "key[i]" (0-based, as jq counts) and left out.
+func (d *decoder) strings(v reflect.Value, key string) error {
+	list := []string{} // never nil: "[]" is an empty list, as the default
+	for i := 0; d.dec.More(); i++ {
+		tok, err := d.token()
+		if err != nil {
+			return err
+		}
+		s, ok := tok.(string)
+		if !ok {
+			d.wrongType(indexKey(key, i), "a string", tok)
+			d.bad = append(d.bad, key) // the indexes Validate would see are off: leave the list to this error
+			if err := d.skip(tok); err != nil {
+				return err
+			}
+			continue
+		}
+		list = append(list, s)
+	}
+	v.Set(reflect.ValueOf(list))
+	_, err := d.token() // the closing ']'
+	return err
+}
+
+// indexKey is the key path of element i of the list at key.
+func indexKey(key string, i int) string {
+	return key + "[" + strconv.Itoa(i) + "]"
 }
 
 // setInt stores the integer n in v, or records why it cannot.
@@ -268,7 +309,7 @@ func (d *decoder) uncovered(problems []*KeyError) []*KeyError {
 
 func (d *decoder) covers(key string) bool {
 	for _, b := range d.bad {
-		if b == "" || key == b || strings.HasPrefix(key, b+".") {
+		if b == "" || key == b || strings.HasPrefix(key, b+".") || strings.HasPrefix(key, b+"[") {
 			return true
 		}
 	}

@@ -20,6 +20,13 @@ import (
 // Errors name the key, the file and the cause
 // ("uplink.cacertfile: /x/ca.pem: no certificates found"), all of them.
 func (c *Config) UplinkTLS() (*tls.Config, error) {
+	return c.UplinkTLSFor(c.Uplink.Addr)
+}
+
+// UplinkTLSFor is UplinkTLS for another server dialled with the uplink's
+// settings (a candidate, a switch target, a replica, the master Sentinel
+// names): unless uplink.servername is set, it verifies the host of addr.
+func (c *Config) UplinkTLSFor(addr string) (*tls.Config, error) {
 	u := c.Uplink
 	if !u.TLS {
 		return nil, nil
@@ -30,7 +37,7 @@ func (c *Config) UplinkTLS() (*tls.Config, error) {
 		ServerName:         u.ServerName,
 	}
 	if tc.ServerName == "" {
-		if host, _, err := net.SplitHostPort(u.Addr); err == nil {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
 			tc.ServerName = host
 		}
 	}
@@ -59,6 +66,14 @@ func (c *Config) ListenTLS() (*tls.Config, error) {
 	return serverTLS("listen", l.TLS, l.CertFile, l.KeyFile, l.ClientCAFile)
 }
 
+// ListenROTLS returns the server tls.Config for listen_ro, or nil, nil when
+// listen_ro.tls is false. With listen_ro.clientcafile, clients must present
+// a certificate signed by one of its CAs.
+func (c *Config) ListenROTLS() (*tls.Config, error) {
+	r := c.ListenRO
+	return serverTLS("listen_ro", r.TLS, r.CertFile, r.KeyFile, r.ClientCAFile)
+}
+
 // ListenRawTLS returns the server tls.Config for listen_raw, or nil, nil when
 // listen_raw.tls is false.
 func (c *Config) ListenRawTLS() (*tls.Config, error) {
@@ -78,7 +93,7 @@ func (c *Config) AdminTLS() (*tls.Config, error) {
 // file check of `redis-proxy -t` and of a reload, before anything changes.
 func (c *Config) LoadTLS() error {
 	var errs []error
-	for _, load := range []func() (*tls.Config, error){c.UplinkTLS, c.ListenTLS, c.ListenRawTLS, c.AdminTLS} {
+	for _, load := range []func() (*tls.Config, error){c.UplinkTLS, c.ListenTLS, c.ListenROTLS, c.ListenRawTLS, c.AdminTLS} {
 		_, err := load()
 		errs = append(errs, err)
 	}

@@ -17,8 +17,10 @@ import (
 // tlsConfig is a valid Config with TLS everywhere, mutual TLS included.
 func tlsConfig(f testcerts.Files) *Config {
 	c := validConfig()
-	c.Uplink = Uplink{Addr: "127.0.0.1:6379", TLS: true, CACertFile: f.CA, CertFile: f.ClientCert, KeyFile: f.ClientKey}
+	c.Uplink = Uplink{Addr: "127.0.0.1:6379", TLS: true, CACertFile: f.CA, CertFile: f.ClientCert, KeyFile: f.ClientKey,
+		CheckIntervalMS: DefaultCheckIntervalMS}
 	c.Listen = Listen{Addr: "127.0.0.1:7010", TLS: true, CertFile: f.ServerCert, KeyFile: f.ServerKey, ClientCAFile: f.CA}
+	c.ListenRO = ListenRO{Addr: "127.0.0.1:7020", TLS: true, CertFile: f.ServerCert, KeyFile: f.ServerKey, ClientCAFile: f.CA}
 	c.ListenRaw = ListenRaw{Addr: "127.0.0.1:7011", TLS: true, CertFile: f.ServerCert, KeyFile: f.ServerKey}
 	c.Admin = Admin{Addr: "127.0.0.1:7012", TLS: true, CertFile: f.ServerCert, KeyFile: f.ServerKey, ClientCAFile: f.CA}
 	return c
@@ -27,7 +29,7 @@ func tlsConfig(f testcerts.Files) *Config {
 func TestTLSOff(t *testing.T) {
 	c := validConfig()
 	for name, load := range map[string]func() (*tls.Config, error){
-		"UplinkTLS": c.UplinkTLS, "ListenTLS": c.ListenTLS, "ListenRawTLS": c.ListenRawTLS, "AdminTLS": c.AdminTLS,
+		"UplinkTLS": c.UplinkTLS, "ListenTLS": c.ListenTLS, "ListenROTLS": c.ListenROTLS, "ListenRawTLS": c.ListenRawTLS, "AdminTLS": c.AdminTLS,
 	} {
 		if tc, err := load(); tc != nil || err != nil {
 			t.Errorf("%s: have %v, %v, want nil, nil", name, tc, err)
@@ -56,7 +58,7 @@ func TestTLSConfigs(t *testing.T) {
 		up.ServerName != "127.0.0.1" || up.InsecureSkipVerify {
 		t.Errorf("UplinkTLS: %+v", up)
 	}
-	for name, load := range map[string]func() (*tls.Config, error){"ListenTLS": c.ListenTLS, "AdminTLS": c.AdminTLS} {
+	for name, load := range map[string]func() (*tls.Config, error){"ListenTLS": c.ListenTLS, "ListenROTLS": c.ListenROTLS, "AdminTLS": c.AdminTLS} {
 		tc, err := load()
 		if err != nil {
 			t.Fatal(err)
@@ -96,6 +98,59 @@ func TestUplinkServerName(t *testing.T) {
 		if len(tc.Certificates) != 0 {
 			t.Errorf("%s: client certificate without certfile", tt.addr)
 		}
+	}
+}
+
+// TestUplinkTLSFor: another server dialled with the uplink's settings is
+// verified against its own host, unless uplink.servername names one.
+func TestUplinkTLSFor(t *testing.T) {
+	f := testcerts.MustWrite(t)
+	tests := []struct{ addr, servername, want string }{
+		{"10.0.0.2:6379", "", "10.0.0.2"},
+		{"redis-b.internal:6379", "", "redis-b.internal"},
+		{"[::1]:6380", "", "::1"},
+		{"10.0.0.2:6379", "redis.internal", "redis.internal"},
+		{"not an address", "", ""},
+	}
+	for _, tt := range tests {
+		c := validConfig()
+		c.Uplink = Uplink{Addr: "127.0.0.1:6379", TLS: true, CACertFile: f.CA, ServerName: tt.servername}
+		tc, err := c.UplinkTLSFor(tt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.ServerName != tt.want || tc.RootCAs == nil {
+			t.Errorf("%s %q: have %q, want %q", tt.addr, tt.servername, tc.ServerName, tt.want)
+		}
+	}
+	c := validConfig()
+	if tc, err := c.UplinkTLSFor("10.0.0.2:6379"); tc != nil || err != nil {
+		t.Errorf("without uplink.tls: have %v, %v, want nil, nil", tc, err)
+	}
+}
+
+// TestListenROHandshake: listen_ro serves TLS with client certificates as
+// listen does.
+func TestListenROHandshake(t *testing.T) {
+	f := testcerts.MustWrite(t)
+	c := tlsConfig(f)
+	client, err := c.UplinkTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := c.ListenROTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(client, server); err != nil {
+		t.Errorf("handshake: %v", err)
+	}
+	c.ListenRO.ClientCAFile = f.OtherCA
+	if server, err = c.ListenROTLS(); err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(client, server); err == nil {
+		t.Errorf("handshake with a client certificate of another CA: no error")
 	}
 }
 
@@ -217,11 +272,20 @@ func TestTLSErrors(t *testing.T) {
 			[]string{"listen_raw.keyfile: " + missing + ": no such file or directory"}},
 		{"admin clientca missing", func(c *Config) { c.Admin.ClientCAFile = missing },
 			[]string{"admin.clientcafile: " + missing + ": no such file or directory"}},
+		{"listen_ro cert missing", func(c *Config) { c.ListenRO.CertFile = missing },
+			[]string{"listen_ro.certfile: " + missing + ": no such file or directory"}},
+		{"listen_ro clientca empty", func(c *Config) { c.ListenRO.ClientCAFile = empty },
+			[]string{"listen_ro.clientcafile: " + empty + ": no certificates found"}},
+		{"listen_ro without files", func(c *Config) { c.ListenRO.CertFile, c.ListenRO.KeyFile = "", "" },
+			[]string{"listen_ro.certfile: required when listen_ro.tls is true", "listen_ro.keyfile: required when listen_ro.tls is true"}},
+		{"listen_ro off", func(c *Config) { c.ListenRO = ListenRO{} }, nil},
 		{"every section at once", func(c *Config) {
 			c.Uplink.CACertFile, c.Listen.CertFile, c.ListenRaw.CertFile, c.Admin.KeyFile = missing, empty, garbage, f.CA
+			c.ListenRO.KeyFile = missing
 		}, []string{
 			"uplink.cacertfile: " + missing + ": no such file or directory",
 			"listen.certfile: " + empty + ": no certificates found",
+			"listen_ro.keyfile: " + missing + ": no such file or directory",
 			"listen_raw.certfile: " + garbage + ": certificate 1: x509: malformed certificate",
 			"admin.keyfile: " + f.CA + ": no private key found",
 		}},
