@@ -20,7 +20,8 @@ func (s *session) wrapUplink(c net.Conn) *uplinkConn { return &uplinkConn{Conn: 
 // so that a pipelined stream costs no deadline update per reply.
 type uplinkConn struct {
 	net.Conn
-	s *session
+	s       *session
+	dialing bool // the replay round trip: the dial's own deadline applies
 }
 
 func (c *uplinkConn) Read(b []byte) (int, error) {
@@ -31,7 +32,7 @@ func (c *uplinkConn) Read(b []byte) (int, error) {
 			s.replyAt = s.p.now()
 			return n, err
 		}
-		if !isTimeout(err) {
+		if !isTimeout(err) || c.dialing {
 			return n, err
 		}
 		if err := c.timedOut(); err != nil {

@@ -70,7 +70,7 @@ func TestLogMessages(t *testing.T) {
 // TestCloseReasonsLogged: every client connection's open and close are
 // logged, the close with why.
 func TestCloseReasonsLogged(t *testing.T) {
-	srv := redistest.Start(t)
+	srv := redistest.Start(t, "--enable-debug-command", "yes")
 	cfg := testConfig(srv.Addr)
 	cfg.ReadTimeLimitMS = 200
 	cfg.ClientIdleTimeoutMS = 300
@@ -95,7 +95,7 @@ func TestCloseReasonsLogged(t *testing.T) {
 	expectEOF(t, idle)
 
 	slow := dial(t, p)
-	expect(t, slow, "(error) ERR proxy: command exceeded read_time_limit_ms", "BLPOP", "never", "0")
+	expect(t, slow, "(error) ERR proxy: command exceeded read_time_limit_ms", "DEBUG", "SLEEP", "0.5")
 	expectEOF(t, slow)
 
 	want := []string{"reason=\"client quit\"", "reason=\"protocol error: Protocol error: expected '$', got '+'\"", "reason=\"client closed\"", "reason=\"idle timeout\"", "reason=\"time limit\""}

@@ -91,9 +91,15 @@ func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplin
 	}
 	u.br = getReader(rconn)
 	u.r = resp.NewReader(u.br)
+	if u.timed != nil {
+		u.timed.dialing = true
+	}
 	if err := u.prepare(t, st, wrap != nil); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	if u.timed != nil {
+		u.timed.dialing = false
 	}
 	conn.SetDeadline(time.Time{})
 	return u, nil
