@@ -14,7 +14,7 @@ import (
 // Replies the proxy gives itself, worded as Redis words them.
 const (
 	msgNoAuth       = "NOAUTH Authentication required."
-	msgHelloNoAuth  = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+	msgHelloNoAuth  = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
 	msgWrongPass    = "WRONGPASS invalid username-password pair or user is disabled."
 	msgNoPassword   = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 	msgTimeLimit    = "ERR proxy: command exceeded read_time_limit_ms"
@@ -22,7 +22,7 @@ const (
 	msgExecAbort    = "EXECABORT Transaction discarded because of previous errors."
 	msgNotInMulti   = "ERR Command not allowed inside a transaction"
 	msgMaxClients   = "ERR max number of clients reached"
-	msgNoProto      = "NOPROTO sorry, this protocol version is not supported."
+	msgNoProto      = "NOPROTO unsupported protocol version"
 	msgProtoVersion = "ERR Protocol version is not an integer or out of range"
 )
 
@@ -168,8 +168,11 @@ func (s *session) command(argc int, name []byte) error {
 
 // auth answers AUTH [user] pass against listen.pass; it is never forwarded.
 func (s *session) auth(argc int) error {
-	if argc != 2 && argc != 3 {
+	if argc < 2 {
 		return s.replyError("ERR wrong number of arguments for 'auth' command")
+	}
+	if argc > 3 {
+		return s.replyError("ERR syntax error")
 	}
 	if s.txn.open {
 		s.txn.dirty = true
@@ -328,9 +331,36 @@ func (s *session) client(argc int) error {
 		}
 		s.hdr = resp.AppendBulk(s.hdr, name)
 		return s.forward(record{kind: kindSetName, val: string(name)})
+	case resp.Equal(sub, "SETINFO") && argc == 4 && !s.txn.open:
+		attr, err := s.cr.Arg()
+		if err != nil {
+			return s.forwardIfTooLong(err)
+		}
+		s.hdr = resp.AppendBulk(s.hdr, attr)
+		which := int32(0)
+		switch {
+		case resp.Equal(attr, "LIB-NAME"):
+			which = setInfoLibName
+		case resp.Equal(attr, "LIB-VER"):
+			which = setInfoLibVer
+		default:
+			return s.forward(record{kind: kindPlain}) // Redis answers the error
+		}
+		val, err := s.cr.Arg()
+		if err != nil {
+			return s.forwardIfTooLong(err)
+		}
+		s.hdr = resp.AppendBulk(s.hdr, val)
+		return s.forward(record{kind: kindSetInfo, arg: which, val: string(val)})
 	}
 	return s.forward(record{kind: kindPlain})
 }
+
+// Which CLIENT SETINFO attribute a kindSetInfo record sets.
+const (
+	setInfoLibName int32 = iota + 1
+	setInfoLibVer
+)
 
 // multi starts a transaction: one pause unit until EXEC or DISCARD.
 func (s *session) multi() error {

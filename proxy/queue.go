@@ -11,6 +11,7 @@ const (
 	kindSelect          // SELECT <arg>: on success the db is arg
 	kindHello           // HELLO [arg] [SETNAME]: on success proto is arg (if >0), and the name is val if flagName
 	kindSetName         // CLIENT SETNAME: on success the name is val
+	kindSetInfo         // CLIENT SETINFO LIB-NAME|LIB-VER (arg says which): on success it is val
 	kindMulti           // MULTI <arg: transaction id>: an error (or a lost connection) ends the transaction
 	kindExecNil         // a DISCARD sent for an EXEC whose WATCH was lost: reply with a null array
 	kindExecAbort       // a DISCARD sent for an EXEC of a transaction the proxy refused part of

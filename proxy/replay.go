@@ -12,42 +12,56 @@ import (
 // reply; the request goroutine reads it only while the reply goroutine
 // waits for an uplink connection.
 type replay struct {
-	db    int64
-	proto int64
-	name  string
+	db      int64
+	proto   int64
+	name    string
+	libName string // CLIENT SETINFO LIB-NAME
+	libVer  string // CLIENT SETINFO LIB-VER
 }
 
 // newReplay is the state of a new connection.
 func newReplay() replay { return replay{proto: 2} }
 
+// replayed is one command of the replay round trip.
+type replayed struct {
+	name    string
+	mayFail bool // a refusal is ignored (an older Redis without the command)
+}
+
 // commands appends, after the proxy's own AUTH, every command that
-// restores st on a new connection, and returns the names of the commands
-// in order (for error messages). It is the one list of what is replayed.
-// A client's connection ends with CLIENT ID (withID): the proxy learns the
+// restores st on a new connection, and returns them in order (for error
+// messages). It is the one list of what is replayed. A client's
+// connection ends with CLIENT ID (withID): the proxy learns the
 // connection's id in the same round trip.
-func (st replay) commands(b []byte, t *target, withID bool) ([]byte, []string) {
-	var sent []string
-	add := func(args ...string) {
+func (st replay) commands(b []byte, t *target, withID bool) ([]byte, []replayed) {
+	var sent []replayed
+	add := func(mayFail bool, args ...string) {
 		b = resp.AppendCommand(b, args...)
-		sent = append(sent, args[0])
+		sent = append(sent, replayed{name: args[0], mayFail: mayFail})
 	}
 	switch {
 	case t.user != "":
-		add("AUTH", t.user, t.pass)
+		add(false, "AUTH", t.user, t.pass)
 	case t.pass != "":
-		add("AUTH", t.pass)
+		add(false, "AUTH", t.pass)
 	}
 	if st.proto == 3 {
-		add("HELLO", "3")
+		add(false, "HELLO", "3")
 	}
 	if st.db != 0 {
-		add("SELECT", strconv.FormatInt(st.db, 10))
+		add(false, "SELECT", strconv.FormatInt(st.db, 10))
 	}
 	if st.name != "" {
-		add("CLIENT", "SETNAME", st.name)
+		add(false, "CLIENT", "SETNAME", st.name)
+	}
+	if st.libName != "" {
+		add(true, "CLIENT", "SETINFO", "LIB-NAME", st.libName)
+	}
+	if st.libVer != "" {
+		add(true, "CLIENT", "SETINFO", "LIB-VER", st.libVer)
 	}
 	if withID {
-		add("CLIENT", "ID")
+		add(true, "CLIENT", "ID")
 	}
 	return b, sent
 }
@@ -69,5 +83,11 @@ func (st *replay) learn(rec *record, ok bool) {
 		}
 	case kindSetName:
 		st.name = rec.val
+	case kindSetInfo:
+		if rec.arg == setInfoLibName {
+			st.libName = rec.val
+		} else {
+			st.libVer = rec.val
+		}
 	}
 }

@@ -118,15 +118,15 @@ func (u *uplink) prepare(t *target, st replay, withID bool) error {
 		return err
 	}
 	var first error
-	for _, cmd := range sent {
+	for i, cmd := range sent {
 		rep, err := u.r.Forward(nil)
 		if err != nil {
 			return err
 		}
-		if rep.IsError() && first == nil {
-			first = fmt.Errorf("%s: %s", cmd, rep.Line)
+		if rep.IsError() && !cmd.mayFail && first == nil {
+			first = fmt.Errorf("%s: %s", cmd.name, rep.Line)
 		}
-		if rep.Type == ':' && withID {
+		if withID && i == len(sent)-1 && rep.Type == ':' {
 			u.id, _ = resp.ParseInt(rep.Line)
 		}
 	}
