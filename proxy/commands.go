@@ -285,14 +285,11 @@ func (s *session) hello(argc int) error {
 	return s.forward(rec)
 }
 
-// selectDB forwards SELECT and, on success, remembers the db for replay.
+// selectDB forwards SELECT and, on success, remembers the db for replay
+// (inside MULTI: if EXEC ran it).
 func (s *session) selectDB(argc int) error {
 	if argc != 2 {
 		return s.forward(record{kind: kindPlain})
-	}
-	if s.txn.open {
-		s.txn.dirty = true
-		return s.replyError("ERR proxy: 'select' inside MULTI is not supported")
 	}
 	a, err := s.cr.Arg()
 	if err != nil {
@@ -306,8 +303,9 @@ func (s *session) selectDB(argc int) error {
 	return s.forward(record{kind: kindSelect, arg: int32(db)})
 }
 
-// client inspects CLIENT's subcommand: SETNAME is remembered, REPLY would
-// break the pairing of commands and replies and is refused.
+// client inspects CLIENT's subcommand: SETNAME and SETINFO are
+// remembered, REPLY would break the pairing of commands and replies and is
+// refused.
 func (s *session) client(argc int) error {
 	if argc < 2 {
 		return s.forward(record{kind: kindPlain})
@@ -321,10 +319,6 @@ func (s *session) client(argc int) error {
 	case resp.Equal(sub, "REPLY"):
 		return s.replyError("ERR proxy: 'client reply' is not supported")
 	case resp.Equal(sub, "SETNAME") && argc == 3:
-		if s.txn.open {
-			s.txn.dirty = true
-			return s.replyError("ERR proxy: 'client setname' inside MULTI is not supported")
-		}
 		name, err := s.cr.Arg()
 		if err != nil {
 			return s.forwardIfTooLong(err)
@@ -381,7 +375,7 @@ func (s *session) endMulti(c cmdClass) error {
 	if !s.txn.open {
 		return s.forward(record{kind: kindPlain}) // Redis answers "without MULTI"
 	}
-	id := s.txn.id
+	id, fx := s.txn.id, s.txn.fx
 	lost, dirty, watchLost := s.txn.lost || !s.uplinkOK(), s.txn.dirty, s.txn.watchLost
 	// The transaction ends here whatever happens next.
 	s.txn.stop(&s.tx)
@@ -397,6 +391,9 @@ func (s *session) endMulti(c cmdClass) error {
 		return err
 	}
 	rec := record{kind: kindPlain, flags: flagEndsTx, arg: id}
+	if c == cmdExec && len(fx) > 0 {
+		rec.kind, rec.fx = kindExecLearn, fx
+	}
 	if c == cmdExec && (dirty || watchLost) {
 		// Send DISCARD instead, and answer as Redis would have.
 		if err := s.cr.SkipArgs(); err != nil {

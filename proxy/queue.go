@@ -15,6 +15,7 @@ const (
 	kindMulti           // MULTI <arg: transaction id>: an error (or a lost connection) ends the transaction
 	kindExecNil         // a DISCARD sent for an EXEC whose WATCH was lost: reply with a null array
 	kindExecAbort       // a DISCARD sent for an EXEC of a transaction the proxy refused part of
+	kindExecLearn       // EXEC of a transaction with state changes (fx): learnt from its elements
 )
 
 const (
@@ -26,9 +27,10 @@ const (
 
 // record is one forwarded command awaiting its reply, in the order sent.
 type record struct {
-	sent  int64  // when it was forwarded, in proxy-clock nanoseconds
-	wait  int64  // how long it may block, in ns, beyond the time limit; noLimit: no limit
-	val   string // a value the reply makes part of the session state (a name)
+	sent  int64      // when it was forwarded, in proxy-clock nanoseconds
+	wait  int64      // how long it may block, in ns, beyond the time limit; noLimit: no limit
+	val   string     // a value the reply makes part of the session state (a name)
+	fx    []txEffect // kindExecLearn: the queued commands that change the session state
 	arg   int32
 	kind  uint8
 	flags uint8

@@ -495,18 +495,16 @@ func TestRelSlowUplink(t *testing.T) {
 }
 
 // TestRelHostileUplink: something that is not Redis answers on the
-// uplink: a nesting bomb, an unknown type byte, an overflowing length, a
-// reply nobody asked for, a huge bulk that never ends. The client's
-// connection is closed (a nesting bomb or a bulk is never passed on
-// whole), the proxy stays up and its heap bounded.
+// uplink: an unknown type byte, an overflowing length, a reply nobody
+// asked for, a huge bulk that never ends. The client's connection is
+// closed (a bulk is never passed on whole), the proxy stays up and its
+// heap bounded. (Deep nesting is legitimate: TestDeepRepliesForwarded.)
 func TestRelHostileUplink(t *testing.T) {
 	replies := []struct {
 		name    string
 		reply   string
 		timeout bool // ends with the time limit
 	}{
-		{"nesting bomb: 100,000 nested arrays", strings.Repeat("*1\r\n", 100000) + ":1\r\n", false},
-		{"nesting bomb: 100,000 nested maps", strings.Repeat("%1\r\n+k\r\n", 100000) + ":1\r\n", false},
 		{"unknown type byte", "?what\r\n", false},
 		{"bulk length overflows int64", "$9223372036854775808\r\n", false},
 		{"negative bulk length", "$-5\r\n", false},

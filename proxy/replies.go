@@ -135,6 +135,8 @@ func (s *session) pump(u *uplink) error {
 					rep.Type = '-'
 				}
 			}
+		case kindExecLearn:
+			rep, err = s.forwardExec(u, rec)
 		default:
 			if s.p.logMessages.Load() {
 				c := &capture{w: s.out()}
@@ -150,6 +152,29 @@ func (s *session) pump(u *uplink) error {
 		s.answered(rec, rep)
 		s.q.pop()
 	}
+}
+
+// forwardExec forwards EXEC's reply element by element and learns the
+// state changes its transaction queued (SELECT, CLIENT SETNAME) from their
+// own elements. An aborted EXEC (a null, an error) changes nothing.
+func (s *session) forwardExec(u *uplink, rec *record) (resp.Reply, error) {
+	rep, err := u.r.ForwardHeader(s.out())
+	if err != nil || rep.Type != '*' || rep.Len < 0 {
+		return rep, err
+	}
+	fx := rec.fx
+	for i := range rep.Len {
+		el, err := u.r.Forward(s.out())
+		rep.N += el.N
+		if err != nil {
+			return rep, err
+		}
+		for len(fx) > 0 && int64(fx[0].index) == i {
+			s.st.learn(&fx[0].rec, !el.IsError())
+			fx = fx[1:]
+		}
+	}
+	return rep, nil
 }
 
 func cutErr(rep resp.Reply, err error) error {

@@ -245,6 +245,10 @@ func (s *session) forward(rec record) error {
 		s.clock = s.p.now()
 	}
 	u := s.up
+	if s.txn.open && rec.flags&flagEndsTx == 0 {
+		s.txn.queue(rec)
+		rec.kind = kindPlain // learnt from EXEC's reply, not its own
+	}
 	rec.sent = s.clock
 	if rec.flags&flagBlocks != 0 {
 		s.blocked.Add(1)

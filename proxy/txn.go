@@ -13,6 +13,25 @@ type txn struct {
 	dirty     bool  // the proxy refused a command inside the block: EXECABORT
 	watching  bool  // WATCH is active
 	watchLost bool  // the uplink connection changed while WATCH was active: EXEC aborts
+	queued    int   // commands forwarded inside the block: the next one's index in EXEC's reply
+	fx        []txEffect
+}
+
+// txEffect is a command queued in a transaction that changes the session
+// state (SELECT, CLIENT SETNAME): EXEC's reply element at index says
+// whether it ran.
+type txEffect struct {
+	index int
+	rec   record // as it would be learnt outside a transaction
+}
+
+// queue notes one command forwarded inside the block; rec, when its kind
+// is not kindPlain, is learnt from its element of EXEC's reply.
+func (t *txn) queue(rec record) {
+	if rec.kind != kindPlain {
+		t.fx = append(t.fx, txEffect{index: t.queued, rec: rec})
+	}
+	t.queued++
 }
 
 // next returns the id for a new transaction (not open yet: the MULTI is
@@ -28,6 +47,7 @@ func (t *txn) next() int32 {
 // start opens transaction id once its MULTI has been forwarded.
 func (t *txn) start(sh *txShared) {
 	t.open, t.lost, t.dirty = true, false, false
+	t.queued, t.fx = 0, nil
 	sh.inMulti.Store(true)
 }
 

@@ -166,3 +166,38 @@ func (r *Reader) Forward(w io.Writer) (Reply, error) {
 		}
 	}
 }
+
+// ForwardHeader reads the header of the next value and writes it to w as
+// it is. For an array of n elements (Type '*', Len n >= 0) the elements
+// are left to read, one Forward each: that is how a caller learns the
+// outcome of each. Any other value (an attribute first, a null, an
+// error...) is forwarded whole, as Forward does, and Len is -1.
+func (r *Reader) ForwardHeader(w io.Writer) (Reply, error) {
+	if err := r.settle(); err != nil {
+		return Reply{}, err
+	}
+	b, err := r.br.Peek(1)
+	if err != nil {
+		return Reply{}, err
+	}
+	if b[0] != '*' {
+		rep, err := r.Forward(w)
+		rep.Len = -1
+		return rep, err
+	}
+	line, err := r.readLine("too big reply line")
+	if err != nil {
+		return Reply{}, err
+	}
+	h, err := r.parseHeader(line)
+	if err != nil {
+		return Reply{}, err
+	}
+	rep := Reply{Type: h.typ, Len: h.n, N: int64(len(line))}
+	if w != nil {
+		if _, err := w.Write(line); err != nil {
+			return rep, &WriteError{Err: err}
+		}
+	}
+	return rep, nil
+}

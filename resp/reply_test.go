@@ -634,3 +634,38 @@ func TestBuffered(t *testing.T) {
 		t.Errorf("after $3 with the payload unread: have Buffered %d, want 0", have)
 	}
 }
+
+func TestForwardHeader(t *testing.T) {
+	cases := []struct {
+		in, head string
+		typ      byte
+		n        int64
+	}{
+		{"*3\r\n+OK\r\n-ERR x\r\n:1\r\n+NEXT\r\n", "*3\r\n", '*', 3},
+		{"*0\r\n+NEXT\r\n", "*0\r\n", '*', 0},
+		{"*-1\r\n+NEXT\r\n", "*-1\r\n", '*', -1},
+		{"_\r\n+NEXT\r\n", "_\r\n", '_', -1},
+		{"-EXECABORT no\r\n+NEXT\r\n", "-EXECABORT no\r\n", '-', -1},
+		{"|1\r\n+a\r\n+b\r\n*1\r\n:1\r\n+NEXT\r\n", "|1\r\n+a\r\n+b\r\n*1\r\n:1\r\n", '*', -1},
+	}
+	for _, tc := range cases {
+		r := NewReader(bufio.NewReader(strings.NewReader(tc.in)))
+		var out bytes.Buffer
+		rep, err := r.ForwardHeader(&out)
+		if err != nil || out.String() != tc.head || rep.Type != tc.typ || rep.Len != tc.n {
+			t.Errorf("%q: have %q %c %d %v, want %q %c %d", tc.in, out.String(), rep.Type, rep.Len, err, tc.head, tc.typ, tc.n)
+			continue
+		}
+		for range max(rep.Len, 0) {
+			if _, err := r.Forward(&out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rep, err := r.Forward(nil); err != nil || string(rep.Line) != "NEXT" {
+			t.Errorf("%q: the value after: %q %v", tc.in, rep.Line, err)
+		}
+		if !strings.HasPrefix(tc.in, out.String()) || len(out.String())+len("+NEXT\r\n") != len(tc.in) {
+			t.Errorf("%q: forwarded %q", tc.in, out.String())
+		}
+	}
+}
