@@ -1,6 +1,6 @@
 // Command switchtest proves that redis-proxy can replace the Redis behind it
 // under load without breaking a client connection or losing an acknowledged
-// write (issue 7; CONTRACT.md §4 and §5).
+// write (doc/switch-test.md).
 //
 // It starts a redis-server, the proxy built from this repository (or the
 // one -proxy names) and N clients writing through the proxy. Then, K times,

@@ -185,7 +185,7 @@ func (p *proxyProc) logWarnings() (int, []string) {
 
 func (p *proxyProc) pid() int { return p.cmd.Process.Pid }
 
-// stop sends SIGTERM (a graceful stop, CONTRACT.md §1), waits up to grace,
+// stop sends SIGTERM (a graceful stop, doc/operations.md), waits up to grace,
 // then SIGKILLs. It returns the exit code and whether it had to kill. It
 // is idempotent.
 func (p *proxyProc) stop(grace time.Duration) (exitCode int, forced bool) {
