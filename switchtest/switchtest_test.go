@@ -7,46 +7,21 @@ import (
 	"os"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"redis-proxy/internal/proc"
 	"redis-proxy/internal/redistest"
 )
 
-// The proxy binary the tests drive: built once from this repository, with
-// -race when the tests run with it, into a directory TestMain removes.
-var (
-	proxyOnce sync.Once
-	proxyDir  string
-	proxyBin  string
-	proxyErr  error
-)
+// proxyBinary is the proxy the tests drive: built once from this
+// repository, with -race when the tests run with it.
+var proxyBinary proc.TestBinary
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if proxyDir != "" {
-		os.RemoveAll(proxyDir)
-	}
+	proxyBinary.Remove()
 	os.Exit(code)
-}
-
-func testProxy(t *testing.T) string {
-	t.Helper()
-	proxyOnce.Do(func() {
-		if proxyDir, proxyErr = os.MkdirTemp("", "switchtest-proxy-"); proxyErr != nil {
-			return
-		}
-		var flags []string
-		if raceEnabled {
-			flags = []string{"-race"}
-		}
-		proxyBin, proxyErr = buildProxy(context.Background(), proxyDir, flags)
-	})
-	if proxyErr != nil {
-		t.Fatalf("building the proxy: %v", proxyErr)
-	}
-	return proxyBin
 }
 
 // TestSwitchUnderLoad is the bounded run CI does: 20 clients, 5 switches,
@@ -60,7 +35,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 		Clients:  20,
 		Switches: 5,
 		Interval: 300 * time.Millisecond,
-		ProxyBin: testProxy(t),
+		ProxyBin: proxyBinary.Path(t),
 		Log:      testLog{t},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -118,7 +93,7 @@ func TestSwitchRollsBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: this test drives real redis-servers and the proxy")
 	}
-	bin := testProxy(t)
+	bin := proxyBinary.Path(t)
 	for _, step := range []string{"catch-up", "reload"} {
 		t.Run(step, func(t *testing.T) {
 			o := options{
