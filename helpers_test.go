@@ -33,7 +33,13 @@ func binary(t *testing.T) string { return proxyBinary.Path(t) }
 // what it printed and its exit code.
 func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	c := startChild(t, args...)
+	return runProgram(t, binary(t), args...)
+}
+
+// runProgram is runBinary for the redis-proxy binary bin.
+func runProgram(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	c := startChild(t, bin, args...)
 	code = c.wait()
 	return c.stdout.Text(), c.stderr.Text(), code
 }
@@ -58,9 +64,9 @@ type child struct {
 	logs           *proc.Output // the stream --log-output chose
 }
 
-// startChild starts redis-proxy with args; it is killed at the test's
-// cleanup if still running.
-func startChild(t *testing.T, args ...string) *child {
+// startChild starts the redis-proxy binary bin with args; it is killed at
+// the test's cleanup if still running.
+func startChild(t *testing.T, bin string, args ...string) *child {
 	t.Helper()
 	c := &child{t: t, stdout: new(proc.Output), stderr: new(proc.Output)}
 	c.logs = c.stderr
@@ -69,7 +75,7 @@ func startChild(t *testing.T, args ...string) *child {
 			c.logs = c.stdout
 		}
 	}
-	p, err := proc.Start(binary(t), args, proc.Options{Env: childEnv(), Stdout: c.stdout, Stderr: c.stderr})
+	p, err := proc.Start(bin, args, proc.Options{Env: childEnv(), Stdout: c.stdout, Stderr: c.stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +230,7 @@ func startProxy(t *testing.T, cfg *config.Config, flags ...string) *running {
 	path := filepath.Join(t.TempDir(), "config.json")
 	for attempt := 1; ; attempt++ {
 		writeConfig(t, path, cfg)
-		c := startChild(t, append([]string{"-f", path}, flags...)...)
+		c := startChild(t, binary(t), append([]string{"-f", path}, flags...)...)
 		line, _, ok := c.logs.Next(0, waitTimeout, msgIs("started"))
 		if ok {
 			return &running{child: c, cfgPath: path, cfg: cfg, started: line, listen: cfg.Listen.Addr, admin: cfg.Admin.Addr}

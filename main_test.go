@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,26 @@ func TestVersion(t *testing.T) {
 		if code != 0 || stderr != "" || !regexp.MustCompile(`^redis-proxy \S+\n$`).MatchString(stdout) {
 			t.Errorf("redis-proxy %s: have code %d, stdout %q, stderr %q; want 0, \"redis-proxy <version>\\n\", \"\"", flag, code, stdout, stderr)
 		}
+	}
+}
+
+// TestVersionStamped: a binary built as the README says, with
+// -ldflags "-X main.version=...", prints that version (whether or not Go
+// stamped VCS information into it).
+func TestVersionStamped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds another binary")
+	}
+	const v = "v1.4.0-3-g7eb6253-dirty" // what git describe --always --dirty gives
+	bin := filepath.Join(t.TempDir(), "redis-proxy")
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	if err := proc.Build(ctx, bin, "-ldflags", "-X main.version="+v); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runProgram(t, bin, "-version")
+	if want := "redis-proxy " + v + "\n"; code != 0 || stdout != want || stderr != "" {
+		t.Errorf("-version: have code %d, stdout %q, stderr %q; want 0, %q, nothing", code, stdout, stderr, want)
 	}
 }
 
