@@ -35,6 +35,8 @@ type options struct {
 	// or "reload" (the config names an uplink nobody listens on, so the
 	// proxy refuses it).
 	inject string
+	// kinds, if set, are the only kinds of client in the load.
+	kinds []clientKind
 }
 
 // control steers a run from outside (signals in main, nothing in tests).
@@ -167,7 +169,7 @@ func (r *runner) setup(ctx context.Context) error {
 		return fmt.Errorf("/info.json: uplink %s, want %s", info.Uplink.Addr, first.addr())
 	}
 
-	r.ld, err = startLoad(r.o.Clients, r.cfg.Listen.Addr, r.clientTimeout(), r.o.Rate, r.ev)
+	r.ld, err = startLoad(r.o.Clients, r.cfg.Listen.Addr, r.clientTimeout(), r.o.Rate, r.ev, r.o.kinds)
 	if err != nil {
 		return err
 	}
