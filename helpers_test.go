@@ -1,273 +1,121 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"redis-proxy/config"
+	"redis-proxy/internal/proc"
 	"redis-proxy/internal/redistest"
 )
 
 // waitTimeout bounds every wait for the process under test.
 const waitTimeout = 15 * time.Second
 
-// buildBinary builds redis-proxy once per test run (with -race when the
-// tests run with it), into a directory removed at the end of the run.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "redis-proxy-test-")
-	if err != nil {
-		return "", err
-	}
-	binDir = dir
-	bin := filepath.Join(dir, "redis-proxy")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", append(args, ".")...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-var binDir string
+// proxyBinary is the redis-proxy the tests drive: built once per test
+// run, with -race when the tests run with it.
+var proxyBinary proc.TestBinary
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	proxyBinary.Remove()
 	os.Exit(code)
 }
 
-func binary(t *testing.T) string {
-	t.Helper()
-	bin, err := buildBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
+func binary(t *testing.T) string { return proxyBinary.Path(t) }
 
 // runBinary runs redis-proxy to completion (within waitTimeout) and returns
 // what it printed and its exit code.
 func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), args...)
-	cmd.Env = childEnv()
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exitErr) && ctx.Err() == nil:
-		code = exitErr.ExitCode()
-	default:
-		t.Fatalf("redis-proxy %q: %v\nstdout:\n%s\nstderr:\n%s", args, err, &out, &errOut)
-	}
-	return out.String(), errOut.String(), code
+	return runProgram(t, binary(t), args...)
 }
 
-// childEnv is the environment of the process under test: ours, with the
+// runProgram is runBinary for the redis-proxy binary bin.
+func runProgram(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	c := startChild(t, bin, args...)
+	code = c.wait()
+	return c.stdout.Text(), c.stderr.Text(), code
+}
+
+// childEnv is added to the environment of the process under test: the
 // race detector's one-second pause at exit shortened (it only lets other
 // goroutines report; a race found still makes the exit code 66 and writes
 // to stderr, which the tests check).
 func childEnv() []string {
-	env := os.Environ()
-	if raceEnabled {
-		env = append(env, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=50"))
+	if !proc.Race {
+		return nil
 	}
-	return env
+	return []string{"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=50")}
 }
 
-// stream collects a process's output line by line and lets a test wait
-// for a line.
-type stream struct {
-	mu     sync.Mutex
-	lines  []string
-	eof    bool
-	notify chan struct{} // closed and replaced at every new line and at EOF
-}
-
-func newStream() *stream { return &stream{notify: make(chan struct{})} }
-
-func (s *stream) read(r io.ReadCloser) {
-	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		s.mu.Lock()
-		s.lines = append(s.lines, sc.Text())
-		close(s.notify)
-		s.notify = make(chan struct{})
-		s.mu.Unlock()
-	}
-	s.mu.Lock()
-	s.eof = true
-	close(s.notify)
-	s.notify = make(chan struct{})
-	s.mu.Unlock()
-}
-
-// Lines returns every line read so far.
-func (s *stream) Lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.lines...)
-}
-
-func (s *stream) String() string { return strings.Join(s.Lines(), "\n") }
-
-// next waits for the first line at index from or after that matches, and
-// returns it with its index; ok is false at EOF or after timeout.
-func (s *stream) next(from int, timeout time.Duration, match func(string) bool) (line string, i int, ok bool) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for i := from; ; {
-		s.mu.Lock()
-		for ; i < len(s.lines); i++ {
-			if match(s.lines[i]) {
-				line := s.lines[i]
-				s.mu.Unlock()
-				return line, i, true
-			}
-		}
-		eof, notify := s.eof, s.notify
-		s.mu.Unlock()
-		if eof {
-			return "", i, false
-		}
-		select {
-		case <-notify:
-		case <-deadline.C:
-			return "", i, false
-		}
-	}
-}
-
-// proc is redis-proxy running as a child process. Only this process is
+// child is redis-proxy running as a child process. Only this process is
 // ever signalled, by its PID.
-type proc struct {
+type child struct {
 	t              *testing.T
-	cmd            *exec.Cmd
-	stdout, stderr *stream
-	exited         chan struct{}
-	code           int
-	logs           *stream // the stream --log-output chose
+	p              *proc.Process
+	stdout, stderr *proc.Output
+	logs           *proc.Output // the stream --log-output chose
 }
 
-// startProc starts redis-proxy with args; it is killed at the test's
-// cleanup if still running.
-func startProc(t *testing.T, args ...string) *proc {
+// startChild starts the redis-proxy binary bin with args; it is killed at
+// the test's cleanup if still running.
+func startChild(t *testing.T, bin string, args ...string) *child {
 	t.Helper()
-	cmd := exec.Command(binary(t), args...)
-	cmd.Env = childEnv()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	err = cmd.Start()
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		outR.Close()
-		errR.Close()
-		t.Fatal(err)
-	}
-	p := &proc{t: t, cmd: cmd, stdout: newStream(), stderr: newStream(), exited: make(chan struct{})}
-	p.logs = p.stderr
+	c := &child{t: t, stdout: new(proc.Output), stderr: new(proc.Output)}
+	c.logs = c.stderr
 	for i, a := range args {
 		if strings.TrimLeft(a, "-") == "log-output" && i+1 < len(args) && args[i+1] == "stdout" || strings.TrimLeft(a, "-") == "log-output=stdout" {
-			p.logs = p.stdout
+			c.logs = c.stdout
 		}
 	}
-	go p.stdout.read(outR)
-	go p.stderr.read(errR)
-	go func() {
-		cmd.Wait()
-		p.code = cmd.ProcessState.ExitCode()
-		close(p.exited)
-	}()
+	p, err := proc.Start(bin, args, proc.Options{Env: childEnv(), Stdout: c.stdout, Stderr: c.stderr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.p = p
 	t.Cleanup(func() {
-		select {
-		case <-p.exited:
+		if p.Exited() {
 			return
-		default:
 		}
-		cmd.Process.Kill()
-		select {
-		case <-p.exited:
-		case <-time.After(waitTimeout):
-			t.Errorf("redis-proxy pid %d: not reaped after SIGKILL", cmd.Process.Pid)
-		}
+		p.Kill()
 		if t.Failed() {
-			t.Logf("redis-proxy stdout:\n%s\nstderr:\n%s", p.stdout, p.stderr)
+			t.Logf("redis-proxy stdout:\n%s\nstderr:\n%s", c.stdout, c.stderr)
 		}
 	})
-	return p
+	return c
 }
 
-func (p *proc) signal(sig syscall.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("signal %v to pid %d: %v", sig, p.cmd.Process.Pid, err)
+func (c *child) signal(sig syscall.Signal) {
+	c.t.Helper()
+	if err := c.p.Signal(sig); err != nil {
+		c.t.Fatal(err)
 	}
 }
 
 // wait waits for the process to exit and its output to end, and returns
 // the exit code; past waitTimeout it kills the process and fails.
-func (p *proc) wait() int {
-	p.t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(waitTimeout):
-		p.cmd.Process.Kill()
-		p.t.Fatalf("redis-proxy did not exit within %v\nstdout:\n%s\nstderr:\n%s", waitTimeout, p.stdout, p.stderr)
+func (c *child) wait() int {
+	c.t.Helper()
+	if !c.p.Wait(waitTimeout) {
+		c.p.Kill()
+		c.t.Fatalf("redis-proxy did not exit within %v\nstdout:\n%s\nstderr:\n%s", waitTimeout, c.stdout, c.stderr)
 	}
-	for _, s := range []*stream{p.stdout, p.stderr} {
-		if _, _, ok := s.next(0, waitTimeout, func(string) bool { return false }); !ok && !s.atEOF() {
-			p.t.Fatalf("redis-proxy output did not end within %v", waitTimeout)
-		}
-	}
-	return p.code
-}
-
-func (s *stream) atEOF() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.eof
+	return c.p.ExitCode()
 }
 
 // stop sends SIGTERM and requires exit code 0.
-func (p *proc) stop() {
-	p.t.Helper()
-	p.signal(syscall.SIGTERM)
-	if code := p.wait(); code != 0 {
-		p.t.Fatalf("exit code after SIGTERM: have %d, want 0\nstdout:\n%s\nstderr:\n%s", code, p.stdout, p.stderr)
+func (c *child) stop() {
+	c.t.Helper()
+	c.signal(syscall.SIGTERM)
+	if code := c.wait(); code != 0 {
+		c.t.Fatalf("exit code after SIGTERM: have %d, want 0\nstdout:\n%s\nstderr:\n%s", code, c.stdout, c.stderr)
 	}
 }
 
@@ -305,34 +153,25 @@ func msgIs(msg string) func(string) bool {
 
 // waitLog waits for the first log line from index from on whose msg is
 // msg and returns it with its index, or fails.
-func (p *proc) waitLog(from int, msg string) (string, int) {
-	p.t.Helper()
-	line, i, ok := p.logs.next(from, waitTimeout, msgIs(msg))
+func (c *child) waitLog(from int, msg string) (string, int) {
+	c.t.Helper()
+	line, i, ok := c.logs.Next(from, waitTimeout, msgIs(msg))
 	if !ok {
-		p.t.Fatalf("no log line %q (from line %d) within %v; exited: %v\nstdout:\n%s\nstderr:\n%s",
-			msg, from, waitTimeout, p.hasExited(), p.stdout, p.stderr)
+		c.t.Fatalf("no log line %q (from line %d) within %v; exited: %v\nstdout:\n%s\nstderr:\n%s",
+			msg, from, waitTimeout, c.p.Exited(), c.stdout, c.stderr)
 	}
 	return line, i
 }
 
 // waitEntry is waitLog for structured logs.
-func (p *proc) waitEntry(from int, msg string) (logEntry, int) {
-	p.t.Helper()
-	line, i := p.waitLog(from, msg)
+func (c *child) waitEntry(from int, msg string) (logEntry, int) {
+	c.t.Helper()
+	line, i := c.waitLog(from, msg)
 	e, err := parseEntry(line)
 	if err != nil {
-		p.t.Fatalf("log line %q: %v", line, err)
+		c.t.Fatalf("log line %q: %v", line, err)
 	}
 	return e, i
-}
-
-func (p *proc) hasExited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
 }
 
 // newConfig is a configuration for uplink with free loopback ports for the
@@ -374,7 +213,7 @@ func writeFile(t *testing.T, path, data string) {
 
 // running is a started proxy.
 type running struct {
-	*proc
+	*child
 	cfgPath string
 	cfg     *config.Config
 	started string // the "started" log line
@@ -391,16 +230,16 @@ func startProxy(t *testing.T, cfg *config.Config, flags ...string) *running {
 	path := filepath.Join(t.TempDir(), "config.json")
 	for attempt := 1; ; attempt++ {
 		writeConfig(t, path, cfg)
-		p := startProc(t, append([]string{"-f", path}, flags...)...)
-		line, _, ok := p.logs.next(0, waitTimeout, msgIs("started"))
+		c := startChild(t, binary(t), append([]string{"-f", path}, flags...)...)
+		line, _, ok := c.logs.Next(0, waitTimeout, msgIs("started"))
 		if ok {
-			return &running{proc: p, cfgPath: path, cfg: cfg, started: line, listen: cfg.Listen.Addr, admin: cfg.Admin.Addr}
+			return &running{child: c, cfgPath: path, cfg: cfg, started: line, listen: cfg.Listen.Addr, admin: cfg.Admin.Addr}
 		}
-		code := p.wait()
-		if attempt < 3 && code == exitFailure && strings.Contains(p.logs.String(), "address already in use") {
+		code := c.wait()
+		if attempt < 3 && code == exitFailure && strings.Contains(c.logs.String(), "address already in use") {
 			cfg.Listen.Addr, cfg.Admin.Addr = freeAddr(t), freeAddr(t)
 			continue
 		}
-		t.Fatalf("redis-proxy did not start (exit code %d)\nstdout:\n%s\nstderr:\n%s", code, p.stdout, p.stderr)
+		t.Fatalf("redis-proxy did not start (exit code %d)\nstdout:\n%s\nstderr:\n%s", code, c.stdout, c.stderr)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 )
 
-// logOptions are the logging flags of CONTRACT.md §1.
+// logOptions are the logging flags (doc/operations.md, Running).
 type logOptions struct {
 	format  string // "text" or "structured"
 	output  string // "stderr" or "stdout"

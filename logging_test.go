@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/slogtest"
 	"time"
+
+	"redis-proxy/internal/proc"
 )
 
 func TestTextHandlerLines(t *testing.T) {
@@ -243,9 +245,9 @@ func TestRunInProcess(t *testing.T) {
 		defer pw.Close()
 		code <- run(ctx, []string{"-f", path, "--log-format", "structured", "--log-output", "stdout"}, pw, &errOut)
 	}()
-	logs := newStream()
-	go logs.read(pr)
-	if _, _, ok := logs.next(0, waitTimeout, msgIs("started")); !ok {
+	logs := new(proc.Output)
+	go logs.Collect(pr)
+	if _, _, ok := logs.Next(0, waitTimeout, msgIs("started")); !ok {
 		t.Fatalf("no started line:\n%s", logs)
 	}
 	cancel()
@@ -257,7 +259,7 @@ func TestRunInProcess(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("run did not return after the context was cancelled")
 	}
-	if _, _, ok := logs.next(0, waitTimeout, msgIs("stopped")); !ok {
+	if _, _, ok := logs.Next(0, waitTimeout, msgIs("stopped")); !ok {
 		t.Errorf("no stopped line:\n%s", logs)
 	}
 	if errOut.Len() != 0 {

@@ -28,7 +28,7 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// Exit codes (CONTRACT.md §1).
+// Exit codes (doc/operations.md, Running).
 const (
 	exitOK      = 0 // clean stop, -version, -t with a good config
 	exitFailure = 1 // bad config, start-up failure, forced stop

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"redis-proxy/internal/proc"
 	"redis-proxy/internal/redistest"
 )
 
@@ -24,6 +26,26 @@ func TestVersion(t *testing.T) {
 		if code != 0 || stderr != "" || !regexp.MustCompile(`^redis-proxy \S+\n$`).MatchString(stdout) {
 			t.Errorf("redis-proxy %s: have code %d, stdout %q, stderr %q; want 0, \"redis-proxy <version>\\n\", \"\"", flag, code, stdout, stderr)
 		}
+	}
+}
+
+// TestVersionStamped: a binary built as the README says, with
+// -ldflags "-X main.version=...", prints that version (whether or not Go
+// stamped VCS information into it).
+func TestVersionStamped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds another binary")
+	}
+	const v = "v1.4.0-3-g7eb6253-dirty" // what git describe --always --dirty gives
+	bin := filepath.Join(t.TempDir(), "redis-proxy")
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	if err := proc.Build(ctx, bin, "-ldflags", "-X main.version="+v); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runProgram(t, bin, "-version")
+	if want := "redis-proxy " + v + "\n"; code != 0 || stdout != want || stderr != "" {
+		t.Errorf("-version: have code %d, stdout %q, stderr %q; want 0, %q, nothing", code, stdout, stderr, want)
 	}
 }
 
@@ -276,7 +298,7 @@ func TestStartupLine(t *testing.T) {
 		"uplink_tls": false,
 		"config":     r.cfgPath,
 		"version":    versionStringOf(t),
-		"pid":        float64(r.cmd.Process.Pid),
+		"pid":        float64(r.p.PID()),
 		"level":      "INFO",
 	} {
 		if e[k] != want {
@@ -287,7 +309,7 @@ func TestStartupLine(t *testing.T) {
 	if !ok || ms < 0 || ms >= 100 {
 		t.Errorf("startup_ms: have %v, want a number < 100 (< 50 without -race)", e["startup_ms"])
 	}
-	t.Logf("startup_ms %.3f; from exec to the started line %v (race: %v)", ms, wall, raceEnabled)
+	t.Logf("startup_ms %.3f; from exec to the started line %v (race: %v)", ms, wall, proc.Race)
 	// The admin server answers at once.
 	res, err := http.Get("http://" + r.admin + "/healthz")
 	if err != nil {
@@ -468,29 +490,27 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 }
 
-// redisBusy reports, polling a direct connection to Redis, once Redis is
-// blocked in a command (DEBUG SLEEP): it no longer answers PING quickly.
-// Redis is an outside process, so polling it is the only way to know.
+// waitRedisBusy waits until Redis is blocked in a command (DEBUG SLEEP):
+// it no longer answers PING on a new connection within 50 ms. Redis is
+// an outside process, so polling it is the only way to know.
 func waitRedisBusy(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for time.Now().Before(deadline) {
+	err := proc.WaitFor(t.Context(), waitTimeout, time.Millisecond, func() (bool, string, error) {
 		c, err := redistest.Dial(addr, time.Second)
 		if err != nil {
-			t.Fatal(err)
+			return false, "", err
 		}
+		defer c.Close()
 		c.SetTimeout(50 * time.Millisecond)
 		_, err = c.Do("PING")
-		c.Close()
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			return true, "", nil
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		return false, "PING answered", err
+	})
+	if err != nil {
+		t.Fatalf("redis %s never got busy: %v", addr, err)
 	}
-	t.Fatalf("redis %s never got busy", addr)
 }
 
 // TestStopWithCommandInFlight: SIGTERM while a command runs; its reply
@@ -515,7 +535,7 @@ func TestStopWithCommandInFlight(t *testing.T) {
 		e, err := parseEntry(line)
 		return err == nil && e.str("msg") == "state changed" && e.str("state") == "stopping"
 	}
-	if _, _, ok := r.logs.next(0, waitTimeout, stopping); !ok { // the listener is closed
+	if _, _, ok := r.logs.Next(0, waitTimeout, stopping); !ok { // the listener is closed
 		t.Fatalf("no state change to stopping:\n%s", r.logs)
 	}
 	// A client arriving now is not served: refused, or (when the kernel
@@ -663,7 +683,7 @@ func TestDialFailureLogIsRateLimited(t *testing.T) {
 	if v, err := c.Do("PING"); err != nil || v.Err() == nil {
 		t.Fatalf("PING: %v %v", v, err)
 	}
-	last, _, ok := r.logs.next(0, waitTimeout, func(line string) bool {
+	last, _, ok := r.logs.Next(0, waitTimeout, func(line string) bool {
 		e, err := parseEntry(line)
 		if err != nil || e.str("msg") != "uplink dial failed" {
 			return false

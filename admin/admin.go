@@ -38,7 +38,7 @@ type handler struct {
 	log *slog.Logger
 }
 
-// Handler returns the admin API of CONTRACT.md section 5 over c:
+// Handler returns the admin API (doc/admin-api.md) over c:
 //
 //	GET  /               HTML status page
 //	GET  /info.json      proxy.Status as JSON

@@ -500,7 +500,7 @@ func TestInfoJSON(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
 		t.Fatal(err)
 	}
-	// The keys of CONTRACT.md section 5.
+	// The keys doc/admin-api.md promises.
 	for _, path := range []string{
 		"state", "version", "uptime_s", "uplink.addr", "uplink.tls", "clients", "active_requests",
 		"waiting_requests", "raw_connections", "counters.commands", "counters.errors",

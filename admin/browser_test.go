@@ -16,10 +16,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"redis-proxy/internal/proc"
 	"redis-proxy/proxy"
 )
 
@@ -126,35 +126,26 @@ func startDriver(t *testing.T, chromium string) *driver {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 
-	var logs bytes.Buffer
-	cmd := exec.Command("chromedriver", "--port="+strconv.Itoa(port), "--allowed-ips=127.0.0.1")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // chromium joins our group
-	if err := cmd.Start(); err != nil {
+	logs := &proc.Output{Keep: 200}
+	p, err := proc.Start("chromedriver", []string{"--port=" + strconv.Itoa(port), "--allowed-ips=127.0.0.1"},
+		proc.Options{Stdout: logs, Stderr: logs})
+	if err != nil {
 		t.Fatal(err)
 	}
-	pid := cmd.Process.Pid
 	t.Cleanup(func() {
-		// Only the group this test made: chromedriver and its browser.
-		syscall.Kill(-pid, syscall.SIGKILL)
-		cmd.Wait()
+		// The browser has quit with the session, deleted before this.
+		p.Stop(5 * time.Second)
 		if t.Failed() {
-			t.Logf("chromedriver output:\n%s", logs.String())
+			t.Logf("chromedriver output:\n%s", logs)
 		}
 	})
 
 	d := &driver{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), client: &http.Client{Timeout: 30 * time.Second}, timeout: 15 * time.Second}
-	deadline := time.Now().Add(d.timeout)
-	for {
+	d.waitFor("chromedriver ready", func() (bool, string) {
 		var st struct{ Ready bool }
-		if err := d.call("GET", "/status", nil, &st); err == nil && st.Ready {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chromedriver not ready after %v", d.timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		err := d.call("GET", "/status", nil, &st)
+		return err == nil && st.Ready, fmt.Sprintf("ready %v, %v", st.Ready, err)
+	})
 
 	var session struct{ SessionID string }
 	err = d.call("POST", "/session", map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
@@ -267,7 +258,10 @@ func (d *driver) click(css string) {
 func (d *driver) acceptAlert() string {
 	d.t.Helper()
 	var msg string
-	d.wait("an alert", func() bool { return d.call("GET", "/alert/text", nil, &msg) == nil })
+	d.waitFor("an alert", func() (bool, string) {
+		err := d.call("GET", "/alert/text", nil, &msg)
+		return err == nil, fmt.Sprint(err)
+	})
 	d.post("/alert/accept", map[string]any{}, nil)
 	return msg
 }
@@ -276,32 +270,22 @@ func (d *driver) acceptAlert() string {
 func (d *driver) waitText(css, want string) {
 	d.t.Helper()
 	el := d.find(css)
-	var have string
-	ok := d.poll(func() bool {
-		have = d.text(el)
-		return strings.Contains(have, want)
+	d.waitFor(fmt.Sprintf("%s to show %q", css, want), func() (bool, string) {
+		have := d.text(el)
+		return strings.Contains(have, want), fmt.Sprintf("have %q", have)
 	})
-	if !ok {
-		d.t.Fatalf("%s: have %q, want %q within %v", css, have, want, d.timeout)
-	}
 }
 
-func (d *driver) wait(what string, cond func() bool) {
+// waitFor checks cond every 50 ms until it holds, and fails the test
+// after d.timeout with cond's last description of the state: the browser
+// is another process, and WebDriver has no way to wait for a DOM change.
+func (d *driver) waitFor(what string, cond func() (ok bool, state string)) {
 	d.t.Helper()
-	if !d.poll(cond) {
-		d.t.Fatalf("no %s within %v", what, d.timeout)
+	err := proc.WaitFor(context.Background(), d.timeout, 50*time.Millisecond, func() (bool, string, error) {
+		ok, state := cond()
+		return ok, state, nil
+	})
+	if err != nil {
+		d.t.Fatalf("waiting for %s: %v", what, err)
 	}
-}
-
-// poll checks cond until it holds or d.timeout passes: the browser is
-// another process, and WebDriver has no way to wait for a DOM change.
-func (d *driver) poll(cond func() bool) bool {
-	deadline := time.Now().Add(d.timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return true
 }

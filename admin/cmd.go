@@ -39,7 +39,7 @@ func cmdMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusMethodNotAllowed, reply{Error: "use POST with cmd=" + strings.Join(commands, "|")})
 }
 
-// cmd runs one command of CONTRACT.md section 5 and answers
+// cmd runs one command (doc/admin-api.md, POST /cmd/) and answers
 // {"ok": true} (200) or {"ok": false, "error": ...} with 400 (bad request,
 // or a config that does not prove), 409 (not possible in this state) or 500.
 func (h *handler) cmd(w http.ResponseWriter, r *http.Request) {

@@ -1,4 +1,4 @@
 // Package admin serves redis-proxy's HTTP(S) admin API and HTML status page
-// (CONTRACT.md section 5) over a small Controller interface that the proxy
+// (doc/admin-api.md) over a small Controller interface that the proxy
 // satisfies. It never owns or reaches into the proxy.
 package admin

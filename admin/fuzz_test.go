@@ -13,8 +13,8 @@ import (
 )
 
 // FuzzCmd sends arbitrary methods, queries and bodies to /cmd/: the
-// handler never panics, answers one of the codes of CONTRACT.md section 5
-// and always with a JSON body.
+// handler never panics, answers one of the codes doc/admin-api.md lists
+// for /cmd/, and always with a JSON body.
 func FuzzCmd(f *testing.F) {
 	form := "application/x-www-form-urlencoded"
 	f.Add("POST", "", form, "cmd=pause", "")

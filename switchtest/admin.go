@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// adminClient speaks to the proxy's admin HTTP API (CONTRACT.md §5), as an
+// adminClient speaks to the proxy's admin HTTP API (doc/admin-api.md), as an
 // operator's script would with curl.
 type adminClient struct {
 	base string
@@ -51,7 +51,7 @@ func (a *adminClient) command(ctx context.Context, name string) error {
 		Error string `json:"error"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return fmt.Errorf("cmd=%s: HTTP %d, not the JSON reply of CONTRACT.md §5: %q", name, resp.StatusCode, body)
+		return fmt.Errorf("cmd=%s: HTTP %d, not the JSON reply of doc/admin-api.md: %q", name, resp.StatusCode, body)
 	}
 	if resp.StatusCode != http.StatusOK || !r.OK {
 		return fmt.Errorf("cmd=%s: HTTP %d: %s", name, resp.StatusCode, r.Error)

@@ -24,15 +24,20 @@ const (
 	pipelineDepth = 5  // INCR+RPUSH pairs in one pipelined batch (10 commands)
 	checkEvery    = 20 // iterations between two session checks (CLIENT INFO)
 	maxEvents     = 100
+	// txIdle is how long a client of kindTxPipeline stays idle after each
+	// batch, as an application does between two requests: a pause often
+	// begins while it is idle.
+	txIdle = 20 * time.Millisecond
 )
 
 // clientKind is how a client sends its writes.
 type clientKind int
 
 const (
-	kindSingle   clientKind = iota // one command at a time: INCR, then RPUSH
-	kindPipeline                   // batches of 10 commands written at once
-	kindMulti                      // MULTI INCR RPUSH EXEC, alternately one by one and pipelined
+	kindSingle     clientKind = iota // one command at a time: INCR, then RPUSH
+	kindPipeline                     // batches of 10 commands written at once
+	kindMulti                        // MULTI INCR RPUSH EXEC, alternately one by one and pipelined
+	kindTxPipeline                   // MULTI INCR EXEC MULTI INCR EXEC in one write, then idle
 	numKinds
 )
 
@@ -44,6 +49,8 @@ func (k clientKind) String() string {
 		return "pipeline"
 	case kindMulti:
 		return "multi"
+	case kindTxPipeline:
+		return "tx-pipeline"
 	}
 	return "kind" + strconv.Itoa(int(k))
 }
@@ -249,9 +256,20 @@ func (c *loadClient) run(stop <-chan struct{}, rate float64) {
 			c.pipeline()
 		case kindMulti:
 			c.multi(c.iter%2 == 0)
+		case kindTxPipeline:
+			c.txPipeline()
 		}
 		if c.conn != nil && c.iter%checkEvery == 0 {
 			c.checkSession()
+		}
+		if c.kind == kindTxPipeline && pace == nil {
+			idle := time.NewTimer(txIdle)
+			select {
+			case <-stop:
+				idle.Stop()
+				return
+			case <-idle.C:
+			}
 		}
 	}
 }
@@ -358,41 +376,75 @@ func (c *loadClient) multi(pipelined bool) {
 	}
 }
 
+// txPipeline: two transactions back to back in one write, MULTI INCR
+// EXEC MULTI INCR EXEC, as ioredis and node-redis send a pipeline of
+// transactions, and all six replies read; then the client idles (run).
+func (c *loadClient) txPipeline() {
+	tx := [][]any{{"MULTI"}, {"INCR", c.counterKey}, {"EXEC"}}
+	vs, err := c.pipelineDo(append(tx, tx...))
+	c.txResult(vs, []string{"INCR"}, func(_ int, v redistest.Value, ok bool) { c.incrResult(v, ok) })
+	if len(vs) > len(tx) {
+		vs = vs[len(tx):]
+	} else {
+		vs = nil
+	}
+	c.txResult(vs, []string{"INCR"}, func(_ int, v redistest.Value, ok bool) { c.incrResult(v, ok) })
+	if err != nil {
+		c.lost(err)
+	}
+}
+
 // multiResult judges the replies of MULTI INCR RPUSH EXEC (as many as
 // came).
 func (c *loadClient) multiResult(seq int64, vs []redistest.Value) {
+	c.txResult(vs, []string{"INCR", "RPUSH"}, func(i int, v redistest.Value, ok bool) {
+		if i == 0 {
+			c.incrResult(v, ok)
+		} else {
+			c.pushResult(seq, v, ok)
+		}
+	})
+}
+
+// txResult judges the replies of MULTI, the writes named, and EXEC (as
+// many as came; vs may hold more), and records each write by its result:
+// write(i, v, ok) with ok = a reply came.
+func (c *loadClient) txResult(vs []redistest.Value, names []string, write func(i int, v redistest.Value, ok bool)) {
+	n := len(names)
 	multi, ok := at(vs, 0)
 	if ok && !isStatus(multi, "OK") {
-		// Not in a transaction: INCR and RPUSH ran on their own.
+		// Not in a transaction: the writes ran on their own.
 		c.badReply("MULTI", multi, "OK")
-		v, ok := at(vs, 1)
-		c.incrResult(v, ok)
-		v, ok = at(vs, 2)
-		c.pushResult(seq, v, ok)
-		if v, ok := at(vs, 3); ok {
+		for i := range n {
+			v, ok := at(vs, i+1)
+			write(i, v, ok)
+		}
+		if v, ok := at(vs, n+1); ok {
 			c.badReply("EXEC", v, "an array")
 		}
 		return
 	}
-	for i, name := range []string{"INCR", "RPUSH"} {
+	for i, name := range names {
 		if v, ok := at(vs, i+1); ok && !isStatus(v, "QUEUED") {
 			c.badReply(name+" in MULTI", v, "QUEUED")
 		}
 	}
-	exec, ok := at(vs, 3)
+	exec, ok := at(vs, n+1)
 	switch {
-	case ok && exec.Type == '*' && !exec.Null && len(exec.Elems) == 2:
-		c.incrResult(exec.Elems[0], true)
-		c.pushResult(seq, exec.Elems[1], true)
+	case ok && exec.Type == '*' && !exec.Null && len(exec.Elems) == n:
+		for i := range n {
+			write(i, exec.Elems[i], true)
+		}
 		return
 	case ok && exec.Null:
 		// No WATCH here, so nothing may abort the transaction.
 		c.problem(&c.unexpected, "unexpected reply", "EXEC aborted (nil reply) without WATCH")
 	case ok:
-		c.badReply("EXEC", exec, "an array of 2")
+		c.badReply("EXEC", exec, fmt.Sprintf("an array of %d", n))
 	}
-	c.incrUncertain++
-	c.listUncertain = append(c.listUncertain, seq)
+	for i := range n {
+		write(i, redistest.Value{}, false) // uncertain
+	}
 }
 
 // incrResult records an INCR by its reply (ok = a reply came).
@@ -513,12 +565,16 @@ type load struct {
 }
 
 // startLoad connects n clients to addr and starts them, each writing at
-// most rate writes a second (0: unlimited). A client that cannot connect
-// at the start is a set-up error.
-func startLoad(n int, addr string, timeout time.Duration, rate float64, ev *eventLog) (*load, error) {
+// most rate writes a second (0: unlimited), of every kind in turn, or of
+// the kinds given. A client that cannot connect at the start is a set-up
+// error.
+func startLoad(n int, addr string, timeout time.Duration, rate float64, ev *eventLog, kinds []clientKind) (*load, error) {
 	l := &load{total: new(loadTotals), stop: make(chan struct{})}
 	for id := range n {
 		c := newLoadClient(id, addr, timeout, ev, l.total)
+		if len(kinds) > 0 {
+			c.kind, c.resp3 = kinds[id%len(kinds)], (id/len(kinds))%2 == 1
+		}
 		if err := c.connect(); err != nil {
 			for _, c := range l.clients {
 				c.conn.Close()

@@ -143,31 +143,3 @@ func intField(m map[string]string, key string) (int64, error) {
 	}
 	return n, nil
 }
-
-// poll calls check every `every` until it reports done or an error, or
-// until timeout; the timeout error carries check's last description of
-// the state. Polling is how an external redis-server's replication state
-// is observed (INFO); every wait is bounded.
-func poll(ctx context.Context, timeout, every time.Duration, check func() (done bool, state string, err error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		done, state, err := check()
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			if context.Cause(ctx) == context.DeadlineExceeded {
-				return fmt.Errorf("not done within %v (%s)", timeout, state)
-			}
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-}

@@ -1,20 +1,18 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"redis-proxy/internal/proc"
 )
 
 const (
@@ -38,21 +36,9 @@ var errAddrInUse = errors.New("address already in use")
 func buildProxy(ctx context.Context, dir string, flags []string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, buildDeadline)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the redis-proxy module: run from the repository, or give -proxy")
-	}
 	bin := filepath.Join(dir, "redis-proxy")
-	args := append([]string{"build"}, flags...)
-	args = append(args, "-o", bin, ".")
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args, " "), cmd.Dir, err, out)
+	if err := proc.Build(ctx, bin, flags...); err != nil {
+		return "", fmt.Errorf("%w (or give -proxy)", err)
 	}
 	return bin, nil
 }
@@ -61,12 +47,11 @@ func buildProxy(ctx context.Context, dir string, flags []string) (string, error)
 // (structured, one JSON object a line) goes to a file; the "started" line
 // is the readiness signal.
 type proxyProc struct {
-	cmd     *exec.Cmd
+	p       *proc.Process
+	log     *proc.Output  // its last lines
 	started chan struct{} // closed at the "started" log line
-	exited  chan struct{} // closed once the process is reaped
 
 	mu        sync.Mutex
-	tail      []string // last log lines
 	warnings  []string // first WARN/ERROR lines
 	nWarnings int
 
@@ -83,42 +68,36 @@ func startProxy(ctx context.Context, bin, cfgPath, logPath string, verbose io.Wr
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-f", cfgPath, "--log-format", "structured", "--nocolor")
-	cmd.Stdout = logf
-	stderr, err := cmd.StderrPipe()
+	px := &proxyProc{started: make(chan struct{})}
+	px.log = &proc.Output{Keep: logTailLines, OnLine: func(line string) { px.logLine(line, logf, verbose) }}
+	args := []string{"-f", cfgPath, "--log-format", "structured", "--nocolor"}
+	p, err := proc.Start(bin, args, proc.Options{Stdout: px.log, Stderr: px.log})
 	if err != nil {
-		logf.Close()
-		return nil, err
-	}
-	cmd.SysProcAttr = childAttr()
-	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	p := &proxyProc{cmd: cmd, started: make(chan struct{}), exited: make(chan struct{})}
+	px.p = p
 	go func() {
-		p.readLog(stderr, logf, verbose)
-		_ = cmd.Wait() // the exit status is read from ProcessState
+		<-p.Done() // no more lines
 		logf.Close()
-		close(p.exited)
 	}()
 
 	t := time.NewTimer(proxyStartDeadline)
 	defer t.Stop()
 	select {
-	case <-p.started:
-		return p, nil
-	case <-p.exited:
-		tail := p.logTail()
+	case <-px.started:
+		return px, nil
+	case <-p.Done():
+		tail := px.log.String()
 		if strings.Contains(tail, "address already in use") {
 			return nil, fmt.Errorf("proxy: %w:\n%s", errAddrInUse, tail)
 		}
-		return nil, fmt.Errorf("proxy exited before it started (%v); log:\n%s", cmd.ProcessState, tail)
+		return nil, fmt.Errorf("proxy exited before it started (%v); log:\n%s", p.State(), tail)
 	case <-t.C:
-		p.kill()
-		return nil, fmt.Errorf("proxy did not log \"started\" within %v; log:\n%s", proxyStartDeadline, p.logTail())
+		px.kill()
+		return nil, fmt.Errorf("proxy did not log \"started\" within %v; log:\n%s", proxyStartDeadline, px.log)
 	case <-ctx.Done():
-		p.kill()
+		px.kill()
 		return nil, ctx.Err()
 	}
 }
@@ -129,92 +108,64 @@ type logLine struct {
 	Msg   string `json:"msg"`
 }
 
-// readLog copies the proxy's stderr to logf (and verbose) until EOF,
-// closing p.started at the "started" line and keeping the warnings.
-func (p *proxyProc) readLog(r io.Reader, logf io.Writer, verbose io.Writer) {
-	br := bufio.NewReader(r)
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(line) > 0 {
-			_, _ = logf.Write(line)
-			if verbose != nil {
-				_, _ = fmt.Fprintf(verbose, "proxy: %s", line)
-			}
-			text := string(bytes.TrimRight(line, "\r\n"))
-			var l logLine
-			_ = json.Unmarshal(line, &l) // a non-JSON line is kept as text
-			p.mu.Lock()
-			if len(p.tail) == logTailLines {
-				p.tail = append(p.tail[:0], p.tail[1:]...)
-			}
-			p.tail = append(p.tail, text)
-			if l.Level == "WARN" || l.Level == "ERROR" {
-				p.nWarnings++
-				if len(p.warnings) < maxWarnings {
-					p.warnings = append(p.warnings, text)
-				}
-			}
-			p.mu.Unlock()
-			if l.Msg == "started" {
-				select {
-				case <-p.started:
-				default:
-					close(p.started)
-				}
-			}
+// logLine copies one line of the proxy's log to logf (and verbose),
+// keeps it if it is a warning, and closes px.started at the "started"
+// line. It runs on the goroutine that reads the log.
+func (px *proxyProc) logLine(line string, logf, verbose io.Writer) {
+	_, _ = io.WriteString(logf, line+"\n")
+	if verbose != nil {
+		_, _ = fmt.Fprintf(verbose, "proxy: %s\n", line)
+	}
+	var l logLine
+	_ = json.Unmarshal([]byte(line), &l) // a non-JSON line is kept as text
+	if l.Level == "WARN" || l.Level == "ERROR" {
+		px.mu.Lock()
+		px.nWarnings++
+		if len(px.warnings) < maxWarnings {
+			px.warnings = append(px.warnings, line)
 		}
-		if err != nil {
-			return
+		px.mu.Unlock()
+	}
+	if l.Msg == "started" {
+		select {
+		case <-px.started:
+		default:
+			close(px.started)
 		}
 	}
 }
 
-func (p *proxyProc) logTail() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.tail, "\n")
-}
+func (px *proxyProc) logTail() string { return px.log.String() }
 
 // logWarnings returns the number of WARN and ERROR lines and the first of
 // them.
-func (p *proxyProc) logWarnings() (int, []string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.nWarnings, append([]string(nil), p.warnings...)
+func (px *proxyProc) logWarnings() (int, []string) {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	return px.nWarnings, append([]string(nil), px.warnings...)
 }
 
-func (p *proxyProc) pid() int { return p.cmd.Process.Pid }
+func (px *proxyProc) pid() int { return px.p.PID() }
 
-// stop sends SIGTERM (a graceful stop, CONTRACT.md §1), waits up to grace,
-// then SIGKILLs. It returns the exit code and whether it had to kill. It
-// is idempotent.
-func (p *proxyProc) stop(grace time.Duration) (exitCode int, forced bool) {
-	p.stopOnce.Do(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			t := time.NewTimer(grace)
-			select {
-			case <-p.exited:
-			case <-t.C:
-				p.forced = true
-				_ = p.cmd.Process.Kill()
-				<-p.exited
-			}
-			t.Stop()
-		}
-		p.exitCode = p.cmd.ProcessState.ExitCode()
+// exited is closed once the proxy has exited and its log is complete.
+func (px *proxyProc) exited() <-chan struct{} { return px.p.Done() }
+
+// stop sends SIGTERM (a graceful stop, doc/operations.md), waits up to
+// grace, then SIGKILLs. It returns the exit code and whether it had to
+// kill. It is idempotent.
+func (px *proxyProc) stop(grace time.Duration) (exitCode int, forced bool) {
+	px.stopOnce.Do(func() {
+		px.forced = px.p.Stop(grace)
+		px.exitCode = px.p.ExitCode()
 	})
-	return p.exitCode, p.forced
+	return px.exitCode, px.forced
 }
 
 // kill SIGKILLs the process and reaps it.
-func (p *proxyProc) kill() {
-	p.stopOnce.Do(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		p.forced = true
-		p.exitCode = p.cmd.ProcessState.ExitCode()
+func (px *proxyProc) kill() {
+	px.stopOnce.Do(func() {
+		px.p.Kill()
+		px.forced = true
+		px.exitCode = px.p.ExitCode()
 	})
 }

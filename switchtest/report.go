@@ -26,6 +26,11 @@ type Report struct {
 	ProxyBinary     string  `json:"proxy_binary"`
 	ReadTimeLimitMS int     `json:"read_time_limit_ms"`
 	RatePerClient   float64 `json:"rate_per_client"` // writes/s limit; 0 = none
+	// PauseBoundMS is what every cmd=pause must stay below: far below
+	// read_time_limit_ms, which would mean the pause waited for a client
+	// until the limit disconnected it.
+	PauseBoundMS float64 `json:"pause_bound_ms"`
+	SlowPauses   int     `json:"slow_pauses"` // pauses at or above the bound
 
 	// Per-switch figures over the successful switches, in ms.
 	Pause       Summary `json:"pause_ms"`            // cmd=pause round trip
@@ -50,7 +55,11 @@ type Report struct {
 	ClientErrors      int64   `json:"client_errors"`
 	UnexpectedReplies int64   `json:"unexpected_replies"`
 	Disconnects       int64   `json:"client_disconnects"`
-	IdleClients       int     `json:"idle_clients"` // clients with no acknowledged write
+	// DisconnectsByKind splits Disconnects by how the clients write
+	// ("single", "pipeline", "multi", "tx-pipeline"); kinds without one are
+	// left out.
+	DisconnectsByKind map[string]int64 `json:"client_disconnects_by_kind,omitempty"`
+	IdleClients       int              `json:"idle_clients"` // clients with no acknowledged write
 
 	// On the final server.
 	Verification     *Verification `json:"verification"`
@@ -112,9 +121,15 @@ func clientMix(clients []*loadClient) string {
 			resp3++
 		}
 	}
-	return fmt.Sprintf("%d one command at a time, %d pipelining %d commands, %d MULTI/EXEC; %d RESP3, %d RESP2; dbs 0-%d",
-		kinds[kindSingle], kinds[kindPipeline], 2*pipelineDepth, kinds[kindMulti], resp3, len(clients)-resp3, min(len(clients), numDBs)-1)
+	return fmt.Sprintf("%d one command at a time, %d pipelining %d commands, %d MULTI/EXEC, %d two MULTI/EXEC in one write; %d RESP3, %d RESP2; dbs 0-%d",
+		kinds[kindSingle], kinds[kindPipeline], 2*pipelineDepth, kinds[kindMulti], kinds[kindTxPipeline],
+		resp3, len(clients)-resp3, min(len(clients), numDBs)-1)
 }
+
+// pauseBound is the bound on every pause for a read_time_limit_ms of
+// rtlMS: 1 s, or half the limit when that is less. A pause that waits for
+// a client until the limit disconnects it takes the whole limit.
+func pauseBound(rtlMS int) float64 { return min(1000, float64(rtlMS)/2) }
 
 // collectLoad sums the clients' records (after the load stopped).
 func (rep *Report) collectLoad(clients []*loadClient) {
@@ -127,6 +142,12 @@ func (rep *Report) collectLoad(clients []*loadClient) {
 		rep.ClientErrors += c.errors
 		rep.UnexpectedReplies += c.unexpected
 		rep.Disconnects += c.disconnects
+		if c.disconnects > 0 {
+			if rep.DisconnectsByKind == nil {
+				rep.DisconnectsByKind = make(map[string]int64)
+			}
+			rep.DisconnectsByKind[c.kind.String()] += c.disconnects
+		}
 		if slowest == nil || c.maxLatency > slowest.maxLatency {
 			slowest = c
 		}
@@ -156,10 +177,11 @@ func (rep *Report) setProxy(info proxyInfo) {
 	rep.Proxy.ReloadsFailed = c.ReloadsFailed
 }
 
-// judge computes the summaries and decides Pass: no failed switch, no
-// client error, unexpected reply or disconnect, nothing lost, duplicated,
-// invented or reordered, every client made progress, and the proxy's own
-// counters and exit status agree.
+// judge computes the summaries and decides Pass: no failed switch, every
+// pause below pauseBound, no client error, unexpected reply or
+// disconnect, nothing lost, duplicated, invented or reordered, every
+// client made progress, and the proxy's own counters and exit status
+// agree.
 func (rep *Report) judge() {
 	var pause, proxyPause, catchUp, promote, reload, proxyReload, held, sync, fork []float64
 	for _, s := range rep.Switches {
@@ -184,6 +206,16 @@ func (rep *Report) judge() {
 	rep.Held, rep.InitialSync = summarize(held), summarize(sync)
 	rep.Fork = summarize(fork)
 
+	// Every pause that was sent, failed switches included.
+	rep.PauseBoundMS = pauseBound(rep.ReadTimeLimitMS)
+	for _, s := range rep.Switches {
+		if s.PauseMS >= rep.PauseBoundMS {
+			rep.SlowPauses++
+			rep.fail("switch %d: cmd=pause took %.1f ms (the proxy's last_pause_ms: %.1f), want < %.0f ms: far below read_time_limit_ms %d",
+				s.N, s.PauseMS, s.ProxyPauseMS, rep.PauseBoundMS, rep.ReadTimeLimitMS)
+		}
+	}
+
 	if v := rep.Verification; v != nil {
 		rep.WritesLost, rep.WritesDuplicated = v.Lost, v.Duplicated
 		if v.Phantom > 0 || v.OutOfOrder > 0 {
@@ -196,7 +228,7 @@ func (rep *Report) judge() {
 	}{
 		{rep.ClientErrors, "client errors (error replies)"},
 		{rep.UnexpectedReplies, "unexpected replies"},
-		{rep.Disconnects, "client disconnects"},
+		{rep.Disconnects, "client disconnects" + byKind(rep.DisconnectsByKind)},
 		{rep.WritesLost, "acknowledged writes lost"},
 		{rep.WritesDuplicated, "writes duplicated"},
 		{int64(rep.IdleClients), "clients without a single acknowledged write"},
@@ -262,7 +294,9 @@ func (rep *Report) WriteText(w io.Writer) {
 	p("checks (each must be 0)")
 	p("  client errors         %d", rep.ClientErrors)
 	p("  unexpected replies    %d", rep.UnexpectedReplies)
-	p("  client disconnects    %d", rep.Disconnects)
+	p("  client disconnects    %d%s", rep.Disconnects, byKind(rep.DisconnectsByKind))
+	p("  %-22s%d   (of %d; the cmd=pause round trip, with read_time_limit_ms %d)",
+		fmt.Sprintf("pauses >= %.0f ms", rep.PauseBoundMS), rep.SlowPauses, len(rep.Switches), rep.ReadTimeLimitMS)
 	if v := rep.Verification; v != nil {
 		p("  writes lost           %d   (of %d acknowledged writes checked on %s)", v.Lost, v.WritesChecked, v.Server)
 		p("  writes duplicated     %d", v.Duplicated)
@@ -343,4 +377,19 @@ func dropped(n int) string {
 		return ""
 	}
 	return fmt.Sprintf("; %d more not kept", n)
+}
+
+// byKind renders disconnects by client kind, " (tx-pipeline 3, ...)", in
+// the order of the kinds; "" for none.
+func byKind(m map[string]int64) string {
+	var parts []string
+	for k := range numKinds {
+		if n := m[k.String()]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

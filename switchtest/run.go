@@ -35,6 +35,8 @@ type options struct {
 	// or "reload" (the config names an uplink nobody listens on, so the
 	// proxy refuses it).
 	inject string
+	// kinds, if set, are the only kinds of client in the load.
+	kinds []clientKind
 }
 
 // control steers a run from outside (signals in main, nothing in tests).
@@ -167,7 +169,7 @@ func (r *runner) setup(ctx context.Context) error {
 		return fmt.Errorf("/info.json: uplink %s, want %s", info.Uplink.Addr, first.addr())
 	}
 
-	r.ld, err = startLoad(r.o.Clients, r.cfg.Listen.Addr, r.clientTimeout(), r.o.Rate, r.ev)
+	r.ld, err = startLoad(r.o.Clients, r.cfg.Listen.Addr, r.clientTimeout(), r.o.Rate, r.ev, r.o.kinds)
 	if err != nil {
 		return err
 	}
@@ -291,8 +293,8 @@ func (r *runner) wait(ctx context.Context, ctl control, d time.Duration, end <-c
 		return wakeEnd
 	case <-timer:
 		return wakeTimer
-	case <-r.px.exited:
-		r.rep.fail("the proxy exited during the run (%v); its log ends:\n%s", r.px.cmd.ProcessState, r.px.logTail())
+	case <-r.px.exited():
+		r.rep.fail("the proxy exited during the run (%v); its log ends:\n%s", r.px.p.State(), r.px.logTail())
 		return wakeProxyDied
 	}
 }
@@ -318,11 +320,9 @@ func (r *runner) loop(ctx context.Context, ctl control) {
 	case o.Switches > 0:
 		r.logf("%d switches, one every %v", o.Switches, interval)
 	case o.Forever:
-		r.logf("a switch every %v until SIGINT%s; SIGHUP (kill -HUP %d) switches at once", interval, endNote(o.Duration), os.Getpid())
-		r.logf("end with kill -INT %d rather than Ctrl-C: a terminal's SIGINT also reaches the redis-servers (doc/switch-test.md)", os.Getpid())
+		r.logf("a switch every %v until SIGINT (Ctrl-C)%s; SIGHUP (kill -HUP %d) switches at once", interval, endNote(o.Duration), os.Getpid())
 	default:
-		r.logf("long-running: SIGHUP (kill -HUP %d) switches, SIGINT%s ends the run and verifies", os.Getpid(), endNote(o.Duration))
-		r.logf("end with kill -INT %d rather than Ctrl-C: a terminal's SIGINT also reaches the redis-servers (doc/switch-test.md)", os.Getpid())
+		r.logf("long-running: SIGHUP (kill -HUP %d) switches, SIGINT (Ctrl-C)%s ends the run and verifies", os.Getpid(), endNote(o.Duration))
 	}
 	for {
 		last := o.Switches > 0 && r.attempted >= o.Switches

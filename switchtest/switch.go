@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"redis-proxy/internal/proc"
 	"redis-proxy/internal/redistest"
 )
 
@@ -130,7 +131,7 @@ func (r *runner) switchSteps(ctx context.Context, res *SwitchResult) error {
 		return abort("replicaof", err)
 	}
 	step("initial sync")
-	err = poll(ctx, syncDeadline, 20*time.Millisecond, func() (bool, string, error) {
+	err = proc.WaitFor(ctx, syncDeadline, 20*time.Millisecond, func() (bool, string, error) {
 		m, err := nw.info("replication")
 		if err != nil {
 			return false, "", err
@@ -189,7 +190,7 @@ func (r *runner) switchSteps(ctx context.Context, res *SwitchResult) error {
 		if r.o.inject == "catch-up" && res.N == 1 {
 			want, deadline = target+1<<40, 300*time.Millisecond
 		}
-		err = poll(ctx, deadline, 2*time.Millisecond, func() (bool, string, error) {
+		err = proc.WaitFor(ctx, deadline, 2*time.Millisecond, func() (bool, string, error) {
 			m, err := nw.info("replication")
 			if err != nil {
 				return false, "", err
@@ -216,7 +217,7 @@ func (r *runner) switchSteps(ctx context.Context, res *SwitchResult) error {
 	start = time.Now()
 	_, err = nw.do("REPLICAOF", "NO", "ONE")
 	if err == nil {
-		err = poll(ctx, promoteDeadline, 2*time.Millisecond, func() (bool, string, error) {
+		err = proc.WaitFor(ctx, promoteDeadline, 2*time.Millisecond, func() (bool, string, error) {
 			m, err := nw.info("replication")
 			if err != nil {
 				return false, "", err
@@ -310,7 +311,7 @@ func (r *runner) keepUp(ctx context.Context, master, replica *node, deadline tim
 			return err
 		}
 		polls := 0
-		err = poll(ctx, time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
+		err = proc.WaitFor(ctx, time.Until(deadline), 5*time.Millisecond, func() (bool, string, error) {
 			m, err := replica.info("replication")
 			if err != nil {
 				return false, "", err

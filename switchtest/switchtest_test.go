@@ -6,47 +6,23 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"redis-proxy/internal/proc"
 	"redis-proxy/internal/redistest"
 )
 
-// The proxy binary the tests drive: built once from this repository, with
-// -race when the tests run with it, into a directory TestMain removes.
-var (
-	proxyOnce sync.Once
-	proxyDir  string
-	proxyBin  string
-	proxyErr  error
-)
+// proxyBinary is the proxy the tests drive: built once from this
+// repository, with -race when the tests run with it.
+var proxyBinary proc.TestBinary
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if proxyDir != "" {
-		os.RemoveAll(proxyDir)
-	}
+	proxyBinary.Remove()
 	os.Exit(code)
-}
-
-func testProxy(t *testing.T) string {
-	t.Helper()
-	proxyOnce.Do(func() {
-		if proxyDir, proxyErr = os.MkdirTemp("", "switchtest-proxy-"); proxyErr != nil {
-			return
-		}
-		var flags []string
-		if raceEnabled {
-			flags = []string{"-race"}
-		}
-		proxyBin, proxyErr = buildProxy(context.Background(), proxyDir, flags)
-	})
-	if proxyErr != nil {
-		t.Fatalf("building the proxy: %v", proxyErr)
-	}
-	return proxyBin
 }
 
 // TestSwitchUnderLoad is the bounded run CI does: 20 clients, 5 switches,
@@ -60,7 +36,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 		Clients:  20,
 		Switches: 5,
 		Interval: 300 * time.Millisecond,
-		ProxyBin: testProxy(t),
+		ProxyBin: proxyBinary.Path(t),
 		Log:      testLog{t},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -113,12 +89,16 @@ func TestSwitchUnderLoad(t *testing.T) {
 
 // TestSwitchRollsBack: a switch that fails while the proxy is paused is
 // rolled back (cmd=unpause on the old uplink, the new server stopped) and
-// fails the run, but the clients notice nothing and lose nothing.
+// fails the run, but the clients notice nothing and lose nothing. Its load
+// leaves out the clients that pipeline transactions back to back: how long
+// a pause takes with them is TestSwitchUnderLoad's check, and a pause
+// held to the time limit would fail this test for another reason than
+// the roll-back.
 func TestSwitchRollsBack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: this test drives real redis-servers and the proxy")
 	}
-	bin := testProxy(t)
+	bin := proxyBinary.Path(t)
 	for _, step := range []string{"catch-up", "reload"} {
 		t.Run(step, func(t *testing.T) {
 			o := options{
@@ -128,6 +108,7 @@ func TestSwitchRollsBack(t *testing.T) {
 				ProxyBin: bin,
 				Log:      testLog{t},
 				inject:   step,
+				kinds:    []clientKind{kindSingle, kindPipeline, kindMulti},
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
@@ -364,6 +345,85 @@ func TestClientJudgesTransactions(t *testing.T) {
 	c.multiResult(c.nextSeq(), []redistest.Value{ok})
 	if c.incrUncertain != 1 || len(c.listUncertain) != 1 || c.incrAcked != 0 {
 		t.Errorf("cut transaction: uncertain %d + %v, acked %d", c.incrUncertain, c.listUncertain, c.incrAcked)
+	}
+}
+
+// TestClientJudgesTxPipeline: two transactions answered in one batch, a
+// batch whose first EXEC failed, and one cut after the first transaction.
+func TestClientJudgesTxPipeline(t *testing.T) {
+	ok := redistest.Value{Type: '+', Str: "OK"}
+	queued := redistest.Value{Type: '+', Str: "QUEUED"}
+	exec := func(n int64) redistest.Value {
+		return redistest.Value{Type: '*', Elems: []redistest.Value{intReply(n)}}
+	}
+	tx := []string{"INCR"}
+	incr := func(c *loadClient) func(int, redistest.Value, bool) {
+		return func(_ int, v redistest.Value, ok bool) { c.incrResult(v, ok) }
+	}
+
+	c := newTestClient()
+	vs := []redistest.Value{ok, queued, exec(1), ok, queued, exec(2)}
+	c.txResult(vs, tx, incr(c))
+	c.txResult(vs[3:], tx, incr(c))
+	if c.incrAcked != 2 || c.incrUncertain != 0 || c.unexpected+c.errors != 0 {
+		t.Errorf("two clean transactions: acked %d, uncertain %d, %d unexpected, %d errors", c.incrAcked, c.incrUncertain, c.unexpected, c.errors)
+	}
+
+	c = newTestClient()
+	vs = []redistest.Value{ok, queued, {Type: '-', Str: "ERR proxy: uplink connection lost"}, ok, queued, exec(1)}
+	c.txResult(vs, tx, incr(c))
+	c.txResult(vs[3:], tx, incr(c))
+	if c.errors != 1 || c.incrUncertain != 1 || c.incrAcked != 1 || c.unexpected != 0 {
+		t.Errorf("first EXEC failed: %d errors, uncertain %d, acked %d, %d unexpected", c.errors, c.incrUncertain, c.incrAcked, c.unexpected)
+	}
+
+	c = newTestClient()
+	c.txResult([]redistest.Value{ok, queued, exec(1)}, tx, incr(c))
+	c.txResult(nil, tx, incr(c))
+	if c.incrAcked != 1 || c.incrUncertain != 1 {
+		t.Errorf("cut after the first transaction: acked %d, uncertain %d", c.incrAcked, c.incrUncertain)
+	}
+}
+
+// TestJudgePauses: a pause at or above the bound (1 s with the default
+// 5 s read_time_limit_ms) fails the run, failed switches included; the
+// disconnects are named by client kind.
+func TestJudgePauses(t *testing.T) {
+	for _, tt := range []struct {
+		rtlMS   int
+		pauses  []float64
+		bound   float64
+		slow    int
+		failure string
+	}{
+		{5000, []float64{1.5, 104.9, 3.2}, 1000, 0, ""},
+		{5000, []float64{1.5, 5251.3}, 1000, 1, "switch 2: cmd=pause took 5251.3 ms (the proxy's last_pause_ms: 5250.0), want < 1000 ms: far below read_time_limit_ms 5000"},
+		{1000, []float64{499.9, 500}, 500, 1, "switch 2: cmd=pause took 500.0 ms"},
+	} {
+		rep := &Report{ReadTimeLimitMS: tt.rtlMS}
+		for i, ms := range tt.pauses {
+			rep.Switches = append(rep.Switches, SwitchResult{N: i + 1, OK: i != 0, PauseMS: ms, ProxyPauseMS: ms - 1.3})
+		}
+		rep.judge()
+		if rep.PauseBoundMS != tt.bound || rep.SlowPauses != tt.slow || rep.Pass != (tt.slow == 0) {
+			t.Errorf("limit %d, pauses %v: bound %v, slow %d, pass %v; want %v, %d", tt.rtlMS, tt.pauses, rep.PauseBoundMS, rep.SlowPauses, rep.Pass, tt.bound, tt.slow)
+		}
+		if tt.failure != "" && (len(rep.Failures) != 1 || !strings.HasPrefix(rep.Failures[0], tt.failure)) {
+			t.Errorf("limit %d, pauses %v: failures %q, want %q...", tt.rtlMS, tt.pauses, rep.Failures, tt.failure)
+		}
+	}
+
+	ev, total := newEventLog(), new(loadTotals)
+	var clients []*loadClient
+	for id := range 8 {
+		clients = append(clients, newLoadClient(id, "", time.Second, ev, total))
+	}
+	clients[3].disconnects, clients[7].disconnects, clients[1].disconnects = 1, 2, 1
+	rep := &Report{ReadTimeLimitMS: 5000}
+	rep.collectLoad(clients)
+	rep.judge()
+	if want := "4 client disconnects (pipeline 1, tx-pipeline 3)"; !slices.Contains(rep.Failures, want) {
+		t.Errorf("failures %q, want %q", rep.Failures, want)
 	}
 }
 

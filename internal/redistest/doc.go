@@ -10,13 +10,14 @@
 //
 // Servers are started with their own loopback port, their own directory and
 // no persistence; readiness is the "Ready to accept connections" line on the
-// server's output, never a sleep. Only the process a Server started is ever
-// signalled, and always by its PID.
+// server's output, never a sleep. internal/proc starts them, each in a
+// process group of its own, and signals only the process a Server started,
+// always by its PID.
 //
 // In tests, Start and MustDial tie everything to the test's cleanup. When
 // redis-server is missing, Start skips the test, except when the environment
 // variable CI is "true": there a missing redis-server is a failure, so that a
 // broken CI image cannot turn the integration tests into silent skips.
 //
-// The package imports nothing of the project's own.
+// Of the project's own packages it imports only internal/proc.
 package redistest

@@ -1,7 +1,6 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,9 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"redis-proxy/internal/proc"
 )
 
 // ErrNotInstalled is returned (wrapped) by StartServer when the redis-server
@@ -30,9 +30,6 @@ const (
 	readyLine = "Ready to accept connections"
 	// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
 	stopGrace = 5 * time.Second
-	// outputGrace bounds the wait for the output pipe to reach EOF after
-	// the process was reaped (a forked child may still hold it open).
-	outputGrace = 2 * time.Second
 	// tailLines is how many output lines are kept for error messages.
 	tailLines = 30
 	// portAttempts is how many ports StartServer tries when it picks them.
@@ -71,19 +68,15 @@ type Server struct {
 	stdout io.Writer
 	ownDir bool
 
-	mu   sync.Mutex // serialises Stop, Kill, Restart; guards proc
-	proc *process   // the latest process started; nil before the first
+	mu  sync.Mutex // serialises Stop, Kill, Restart; guards run
+	run *run       // the latest process started; nil before the first
 }
 
-// process is one run of redis-server.
-type process struct {
-	cmd     *exec.Cmd
-	out     *os.File      // read end of the stdout+stderr pipe
-	ready   chan struct{} // closed when the ready line was seen
-	exited  chan struct{} // closed once the process has been reaped
-	outDone chan struct{} // closed when the output reader has returned
-	closeMu sync.Once
-	tail    tail
+// run is one run of redis-server.
+type run struct {
+	p     *proc.Process
+	out   *proc.Output  // its last lines (stdout and stderr)
+	ready chan struct{} // closed when the ready line was seen
 }
 
 // pickPort returns a free loopback port; tests replace it.
@@ -160,9 +153,9 @@ func StartServer(ctx context.Context, opts Options) (*Server, error) {
 				return nil, err
 			}
 		}
-		p, err := s.start(ctx, port)
+		r, err := s.start(ctx, port)
 		if err == nil {
-			s.Port, s.Addr, s.proc = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), p
+			s.Port, s.Addr, s.run = port, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), r
 			return s, nil
 		}
 		if opts.Port != 0 || attempt >= portAttempts || !errors.Is(err, errAddrInUse) {
@@ -173,7 +166,7 @@ func StartServer(ctx context.Context, opts Options) (*Server, error) {
 }
 
 // start runs one redis-server process on port and awaits its readiness.
-func (s *Server) start(ctx context.Context, port int) (*process, error) {
+func (s *Server) start(ctx context.Context, port int) (*run, error) {
 	args := []string{
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(port),
@@ -184,125 +177,36 @@ func (s *Server) start(ctx context.Context, port int) (*process, error) {
 		"--logfile", "",
 	}
 	args = append(args, s.args...)
-	r, w, err := os.Pipe()
+	r := &run{ready: make(chan struct{})}
+	seen := false // by OnLine's goroutine only
+	r.out = &proc.Output{Keep: tailLines, OnLine: func(line string) {
+		if s.stdout != nil {
+			_, _ = io.WriteString(s.stdout, line+"\n")
+		}
+		if !seen && strings.Contains(line, readyLine) {
+			seen = true
+			close(r.ready)
+		}
+	}}
+	p, err := proc.Start(s.binary, args, proc.Options{Stdout: r.out, Stderr: r.out})
 	if err != nil {
-		return nil, fmt.Errorf("redistest: %w", err)
-	}
-	cmd := exec.Command(s.binary, args...)
-	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		r.Close()
-		w.Close()
 		return nil, fmt.Errorf("%w: %w", ErrNotInstalled, err)
 	}
-	w.Close() // the child holds its own copy; EOF comes when it exits
-	p := &process{
-		cmd:     cmd,
-		out:     r,
-		ready:   make(chan struct{}),
-		exited:  make(chan struct{}),
-		outDone: make(chan struct{}),
-	}
-	go p.readOutput(s.stdout)
-	go func() {
-		_ = cmd.Wait() // reaps; an exit status here is not an error for us
-		close(p.exited)
-	}()
-
+	r.p = p
 	select {
-	case <-p.ready:
-		return p, nil
-	case <-p.exited:
-		p.drainOutput()
-		out := p.tail.String()
+	case <-r.ready:
+		return r, nil
+	case <-p.Done():
+		out := r.out.String()
 		if strings.Contains(out, "Address already in use") {
 			return nil, fmt.Errorf("redistest: redis-server port %d: %w; output:\n%s", port, errAddrInUse, out)
 		}
 		return nil, fmt.Errorf("redistest: redis-server on port %d exited before it was ready (%v); output:\n%s",
-			port, cmd.ProcessState, out)
+			port, p.State(), out)
 	case <-ctx.Done():
-		p.kill()
-		return nil, fmt.Errorf("redistest: redis-server on port %d not ready: %w; output:\n%s", port, ctx.Err(), p.tail.String())
+		p.Kill()
+		return nil, fmt.Errorf("redistest: redis-server on port %d not ready: %w; output:\n%s", port, ctx.Err(), r.out.String())
 	}
-}
-
-// readOutput copies the process's output into the tail (and to w, if
-// any) and closes p.ready at the ready line. It reads to EOF so that the
-// server never blocks on a full pipe.
-func (p *process) readOutput(w io.Writer) {
-	defer close(p.outDone)
-	defer p.closeOut()
-	br := bufio.NewReader(p.out)
-	ready := false
-	for {
-		line, err := br.ReadString('\n')
-		if line != "" {
-			p.tail.add(strings.TrimRight(line, "\r\n"))
-			if w != nil {
-				_, _ = io.WriteString(w, line)
-			}
-			if !ready && strings.Contains(line, readyLine) {
-				ready = true
-				close(p.ready)
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *process) closeOut() { p.closeMu.Do(func() { p.out.Close() }) }
-
-// drainOutput waits, after the process was reaped, for the output reader
-// to see EOF; if a forked child still holds the pipe it closes the pipe
-// after outputGrace (a bound, not a synchronisation sleep).
-func (p *process) drainOutput() {
-	t := time.NewTimer(outputGrace)
-	defer t.Stop()
-	select {
-	case <-p.outDone:
-	case <-t.C:
-		p.closeOut()
-		<-p.outDone
-	}
-}
-
-func (p *process) done() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM (and SIGCONT, so that a stopped server handles it),
-// waits up to stopGrace, then SIGKILLs; it always reaps.
-func (p *process) stop() {
-	if !p.done() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		_ = p.cmd.Process.Signal(syscall.SIGCONT)
-		t := time.NewTimer(stopGrace)
-		select {
-		case <-p.exited:
-		case <-t.C:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		t.Stop()
-	}
-	p.drainOutput()
-}
-
-// kill sends SIGKILL and reaps.
-func (p *process) kill() {
-	if !p.done() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-	p.drainOutput()
 }
 
 // Stop stops the server: SIGTERM, then SIGKILL if it has not exited after
@@ -312,8 +216,8 @@ func (p *process) kill() {
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc != nil {
-		s.proc.stop()
+	if s.run != nil {
+		s.run.p.Stop(stopGrace)
 	}
 	return s.removeDir()
 }
@@ -323,8 +227,8 @@ func (s *Server) Stop() error {
 func (s *Server) Kill() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc != nil {
-		s.proc.kill()
+	if s.run != nil {
+		s.run.p.Kill()
 	}
 	return nil
 }
@@ -334,10 +238,13 @@ func (s *Server) Kill() error {
 func (s *Server) Signal(sig os.Signal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.done() {
+	if s.run == nil {
 		return fmt.Errorf("redistest: signal %v: %w", sig, os.ErrProcessDone)
 	}
-	return s.proc.cmd.Process.Signal(sig)
+	if err := s.run.p.Signal(sig); err != nil {
+		return fmt.Errorf("redistest: %w", err)
+	}
+	return nil
 }
 
 // Restart starts redis-server again on the same port and Dir and returns
@@ -346,17 +253,17 @@ func (s *Server) Signal(sig os.Signal) error {
 func (s *Server) Restart(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc != nil {
-		s.proc.stop()
+	if s.run != nil {
+		s.run.p.Stop(stopGrace)
 	}
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("redistest: %w", err)
 	}
-	p, err := s.start(ctx, s.Port)
+	r, err := s.start(ctx, s.Port)
 	if err != nil {
 		return err
 	}
-	s.proc = p
+	s.run = r
 	return nil
 }
 
@@ -365,10 +272,10 @@ func (s *Server) Restart(ctx context.Context) error {
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil || s.proc.done() {
+	if s.run == nil || s.run.p.Exited() {
 		return 0
 	}
-	return s.proc.cmd.Process.Pid
+	return s.run.p.PID()
 }
 
 // Exited returns a channel closed when the current server process has
@@ -376,22 +283,22 @@ func (s *Server) PID() int {
 func (s *Server) Exited() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil {
+	if s.run == nil {
 		c := make(chan struct{})
 		close(c)
 		return c
 	}
-	return s.proc.exited
+	return s.run.p.Done()
 }
 
 // Output returns the last lines the current server process wrote.
 func (s *Server) Output() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.proc == nil {
+	if s.run == nil {
 		return ""
 	}
-	return s.proc.tail.String()
+	return s.run.out.String()
 }
 
 // Client dials the server (see MustDial); the client is closed at the
@@ -444,26 +351,4 @@ func Start(tb testing.TB, args ...string) *Server {
 		}
 	})
 	return s
-}
-
-// tail keeps the last tailLines lines of output.
-type tail struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (t *tail) add(line string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.lines) == tailLines {
-		copy(t.lines, t.lines[1:])
-		t.lines = t.lines[:tailLines-1]
-	}
-	t.lines = append(t.lines, line)
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.Join(t.lines, "\n")
 }

@@ -234,7 +234,7 @@ func TestSignalStopCont(t *testing.T) {
 		t.Fatal(err)
 	}
 	// It handled SIGTERM (exit status 0) rather than needing SIGKILL.
-	if st := s.proc.cmd.ProcessState; !st.Success() {
+	if st := s.run.p.State(); !st.Success() {
 		t.Errorf("Stop of a SIGSTOPped server: %v, want exit status 0 (SIGTERM handled)", st)
 	}
 }
