@@ -52,4 +52,3 @@ func TestDeepRepliesForwarded(t *testing.T) {
 		}
 	}
 }
-
