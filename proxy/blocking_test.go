@@ -69,7 +69,6 @@ func TestBlockTimeout(t *testing.T) {
 // their client; anything else is still cut at the limit.
 func TestBlockingCommandTimeLimits(t *testing.T) {
 	srv := redistest.Start(t)
-	direct := srv.Client(t)
 	p := startProxy(t, testConfig(srv.Addr))
 	t.Run("BLPOP k 7 times out after 7 s", func(t *testing.T) {
 		t.Parallel()
@@ -110,10 +109,12 @@ func TestBlockingCommandTimeLimits(t *testing.T) {
 	}
 	t.Run("BLPOP k 0 served 30 s later", func(t *testing.T) {
 		t.Parallel()
+		direct := srv.Client(t) // each parallel subtest its own
 		served(t, dial(t, p), "1) \"bt:list\"\n2) \"v\"", func() { do(t, direct, "LPUSH", "bt:list", "v") }, "BLPOP", "bt:list", "0")
 	})
 	t.Run("XREAD BLOCK 0 served 30 s later", func(t *testing.T) {
 		t.Parallel()
+		direct := srv.Client(t)
 		served(t, dial(t, p), "1-1", func() { do(t, direct, "XADD", "bt:stream", "1-1", "f", "v") }, "XREAD", "BLOCK", "0", "STREAMS", "bt:stream", "$")
 	})
 	t.Run("WAIT 1 0 released 30 s later", func(t *testing.T) {
@@ -121,6 +122,7 @@ func TestBlockingCommandTimeLimits(t *testing.T) {
 		c := dial(t, p)
 		id := strings.TrimPrefix(do(t, c, "CLIENT", "ID"), "(integer) ")
 		// No replica will ever acknowledge: released as a replica's ACK would.
+		direct := srv.Client(t)
 		served(t, c, "(integer) 0", func() { do(t, direct, "CLIENT", "UNBLOCK", id) }, "WAIT", "1", "0")
 	})
 	t.Run("DEBUG SLEEP 6 is cut at the limit", func(t *testing.T) {
