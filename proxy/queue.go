@@ -14,6 +14,7 @@ const (
 	kindMulti           // MULTI <arg: transaction id>: an error (or a lost connection) ends the transaction
 	kindExecNil         // a DISCARD sent for an EXEC whose WATCH was lost: reply with a null array
 	kindExecAbort       // a DISCARD sent for an EXEC of a transaction the proxy refused part of
+	kindAuth            // AUTH forwarded (listen.forward_auth): on success the credentials are val (credsVal)
 )
 
 const (
@@ -21,6 +22,7 @@ const (
 	flagName                       // the command set a name (HELLO SETNAME)
 	flagEndsTx                     // EXEC or DISCARD of transaction arg: its reply ends the transaction's unit
 	flagBlocks                     // a command that may block (blocking.go): wait says for how long
+	flagAuth                       // HELLO AUTH forwarded: val is the name (if flagName), NUL, credsVal
 )
 
 // record is one forwarded command awaiting its reply, in the order sent.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
 
 	"redis-proxy/resp"
 )
@@ -15,12 +16,24 @@ type replay struct {
 	db    int64
 	proto int64
 	name  string
+
+	// With listen.forward_auth, the client's last credentials Redis
+	// accepted (user "" for AUTH <pass>), replayed in place of the
+	// uplink's.
+	authed bool
+	user   string
+	pass   string
+
+	// forwardAuth is not learnt: the session sets it on the copy it dials
+	// with, from listen.forward_auth.
+	forwardAuth bool
 }
 
 // newReplay is the state of a new connection.
 func newReplay() replay { return replay{proto: 2} }
 
-// commands appends, after the proxy's own AUTH, every command that
+// commands appends, after the AUTH (the proxy's own, or with
+// forwardAuth the client's last accepted one, if any), every command that
 // restores st on a new connection, and returns the names of the commands
 // in order (for error messages). It is the one list of what is replayed.
 // A client's connection ends with CLIENT ID (withID): the proxy learns the
@@ -32,6 +45,14 @@ func (st replay) commands(b []byte, t *target, withID bool) ([]byte, []string) {
 		sent = append(sent, args[0])
 	}
 	switch {
+	case st.forwardAuth:
+		switch {
+		case !st.authed:
+		case st.user != "":
+			add("AUTH", st.user, st.pass)
+		default:
+			add("AUTH", st.pass)
+		}
 	case t.user != "":
 		add("AUTH", t.user, t.pass)
 	case t.pass != "":
@@ -64,10 +85,29 @@ func (st *replay) learn(rec *record, ok bool) {
 		if rec.arg > 0 {
 			st.proto = int64(rec.arg)
 		}
+		name, creds := rec.val, ""
+		if rec.flags&flagAuth != 0 {
+			name, creds, _ = strings.Cut(rec.val, "\x00")
+			st.setCreds(creds)
+		}
 		if rec.flags&flagName != 0 {
-			st.name = rec.val
+			st.name = name
 		}
 	case kindSetName:
 		st.name = rec.val
+	case kindAuth:
+		st.setCreds(rec.val)
 	}
+}
+
+// credsVal is how a record carries credentials to learn: user, NUL, pass
+// (a password may hold NULs; Redis refuses none in a user name, but a
+// user "a\x00b" would be replayed as the wrong pair and fail).
+func credsVal(user, pass []byte) string {
+	return string(user) + "\x00" + string(pass)
+}
+
+func (st *replay) setCreds(v string) {
+	st.user, st.pass, _ = strings.Cut(v, "\x00")
+	st.authed = true
 }

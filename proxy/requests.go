@@ -228,12 +228,26 @@ func (s *session) forward(rec record) error {
 			rec.flags |= flagEndsUnit
 		}
 	}
-	if err := s.ensureUplink(); err != nil {
+	err := s.ensureUplink()
+	var re *replayError
+	if errors.As(err, &re) && re.client && (rec.kind == kindAuth || rec.flags&flagAuth != 0) {
+		// The credentials being replaced fail: open the connection
+		// without them, for the ones this command brings.
+		s.st.authed, s.st.user, s.st.pass = false, "", ""
+		s.dialErr = nil
+		err = s.ensureUplink()
+	}
+	if err != nil {
 		if startsUnit {
 			s.p.gate.leave(&s.hold, 1) // nothing was sent
 		}
 		if errors.Is(err, errSessionClosed) {
 			return err
+		}
+		if errors.As(err, &re) && re.client {
+			// The client's own credentials no longer open a connection:
+			// it hears it as Redis said it, and runs as nobody else.
+			return s.replyError(re.line)
 		}
 		return s.replyError("ERR proxy: uplink unavailable: " + err.Error())
 	}
@@ -355,7 +369,9 @@ func (s *session) ensureUplink() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), conf.limit)
 	defer cancel()
-	u, err := conf.target.dial(ctx, s.st, s.wrapUplink)
+	st := s.st
+	st.forwardAuth = conf.cfg.Listen.ForwardAuth
+	u, err := conf.target.dial(ctx, st, s.wrapUplink)
 	if err != nil {
 		s.dialErr = err
 		s.p.dialFailed(s, err)
