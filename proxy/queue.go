@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 )
 
@@ -33,6 +34,18 @@ type record struct {
 	arg   int32
 	kind  uint8
 	flags uint8
+}
+
+// creds are the credentials a forwarded AUTH or HELLO AUTH brings.
+func (r *record) creds() (string, bool) {
+	switch {
+	case r.kind == kindAuth:
+		return r.val, true
+	case r.kind == kindHello && r.flags&flagAuth != 0:
+		_, creds, _ := strings.Cut(r.val, "\x00")
+		return creds, true
+	}
+	return "", false
 }
 
 // due is when the reply to r is past the time limit; ok is false for a

@@ -85,9 +85,9 @@ func (st *replay) learn(rec *record, ok bool) {
 		if rec.arg > 0 {
 			st.proto = int64(rec.arg)
 		}
-		name, creds := rec.val, ""
-		if rec.flags&flagAuth != 0 {
-			name, creds, _ = strings.Cut(rec.val, "\x00")
+		name := rec.val
+		if creds, ok := rec.creds(); ok {
+			name, _, _ = strings.Cut(name, "\x00")
 			st.setCreds(creds)
 		}
 		if rec.flags&flagName != 0 {

@@ -123,7 +123,11 @@ func (u *uplink) prepare(t *target, st replay, withID bool) error {
 		if err != nil {
 			return err
 		}
-		if rep.IsError() && first == nil {
+		if rep.IsError() && first == nil && !(withID && i == len(sent)-1 && st.forwardAuth) {
+			// With listen.forward_auth the connection runs as the client's
+			// user, which may not run CLIENT ID (or not be authenticated
+			// yet): it is left without an id (blocking.go: a pause then
+			// waits for its blocking commands).
 			first = &replayError{cmd: cmd, line: string(rep.Line), client: i == 0 && st.forwardAuth && st.authed}
 		}
 		if rep.Type == ':' && withID {
