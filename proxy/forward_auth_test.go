@@ -113,6 +113,12 @@ func TestForwardAuthUsersGetRedisAnswers(t *testing.T) {
 	expect(t, c, `"al"`, "CLIENT", "GETNAME")
 	expect(t, c, "(error) WRONGPASS invalid username-password pair or user is disabled.", "HELLO", "3", "AUTH", "alice", "wrong")
 	expect(t, c, `"alice"`, "ACL", "WHOAMI") // a refused AUTH leaves the identity
+
+	// An AUTH pipelined after other commands: their replies come first.
+	vs, err := c.Pipeline([]any{"SET", "a:p", "1"}, []any{"AUTH", "alice", "paSECRET"}, []any{"GET", "a:p"})
+	if err != nil || len(vs) != 3 || vs[0].String() != "OK" || vs[1].String() != "OK" || vs[2].String() != `"1"` {
+		t.Fatalf("pipeline: %v %v", vs, err)
+	}
 }
 
 func TestForwardAuthReplayedOnReload(t *testing.T) {

@@ -376,6 +376,11 @@ func (s *session) ensureUplink() error {
 // itself follows on the new connection and its reply teaches them.
 func (s *session) redialAs(creds string) error {
 	if s.up != nil {
+		// The replies due on the old connection come first.
+		s.flushUp()
+		if err := s.q.waitEmpty(s.done); err != nil {
+			return err
+		}
 		s.retire()
 		if s.closing() {
 			return errSessionClosed
