@@ -31,8 +31,8 @@ type cmdClass uint8
 
 const (
 	cmdPlain       cmdClass = iota // forwarded as it is
-	cmdAuth                        // answered by the proxy
-	cmdHello                       // AUTH part answered, the rest forwarded
+	cmdAuth                        // answered by the proxy (forwarded with listen.forward_auth)
+	cmdHello                       // AUTH part answered (or forwarded), the rest forwarded
 	cmdQuit                        // +OK, then close
 	cmdReset                       // answered by the proxy, uplink dropped
 	cmdSelect                      // db remembered for replay
@@ -166,8 +166,13 @@ func (s *session) command(argc int, name []byte) error {
 	return s.replyError("ERR proxy: '" + strings.ToLower(string(name)) + "' is not supported")
 }
 
-// auth answers AUTH [user] pass against listen.pass; it is never forwarded.
+// auth answers AUTH [user] pass against listen.pass, or with
+// listen.forward_auth forwards it: Redis answers, and the reply tells
+// the credentials to replay.
 func (s *session) auth(argc int) error {
+	if s.p.conf().cfg.Listen.ForwardAuth {
+		return s.forwardAuth(argc)
+	}
 	if argc < 2 {
 		return s.replyError("ERR wrong number of arguments for 'auth' command")
 	}
@@ -190,6 +195,27 @@ func (s *session) auth(argc int) error {
 		return s.reply(resp.AppendError(s.hdr[:0], msg))
 	}
 	return s.reply(resp.AppendSimple(s.hdr[:0], "OK"))
+}
+
+// forwardAuth forwards AUTH as the client sent it. Inside MULTI it is
+// only queued: nothing is learnt from it.
+func (s *session) forwardAuth(argc int) error {
+	if s.txn.open || (argc != 2 && argc != 3) {
+		return s.forward(record{kind: kindPlain}) // Redis answers
+	}
+	if err := s.readArgs(); err != nil {
+		return s.argFailed(err)
+	}
+	var user []byte
+	pass := s.args[0]
+	if argc == 3 {
+		user, pass = s.args[0], s.args[1]
+	}
+	for _, a := range s.args {
+		s.hdr = resp.AppendBulk(s.hdr, a)
+	}
+	s.setAuthed() // Redis is the judge
+	return s.forward(record{kind: kindAuth, val: credsVal(user, pass)})
 }
 
 // checkPass checks a client's credentials; "" means accepted, otherwise
@@ -223,7 +249,8 @@ func (s *session) setAuthed() {
 }
 
 // hello handles HELLO [protover [AUTH user pass] [SETNAME name]]: the AUTH
-// part is answered here, the rest is forwarded.
+// part is answered here (with listen.forward_auth, forwarded too), the
+// rest is forwarded.
 func (s *session) hello(argc int) error {
 	if s.txn.open {
 		s.txn.dirty = true
@@ -258,7 +285,10 @@ func (s *session) hello(argc int) error {
 			return s.reply(resp.AppendError(s.hdr[:0], "ERR Syntax error in HELLO option '"+string(s.args[i])+"'"))
 		}
 	}
-	if hasAuth {
+	fwdAuth := hasAuth && s.p.conf().cfg.Listen.ForwardAuth
+	if fwdAuth {
+		s.setAuthed() // Redis is the judge
+	} else if hasAuth {
 		if msg := s.checkPass(user, pass, false); msg != "" {
 			return s.reply(resp.AppendError(s.hdr[:0], msg))
 		}
@@ -272,15 +302,25 @@ func (s *session) hello(argc int) error {
 	if hasName {
 		n += 2
 	}
+	if fwdAuth {
+		n += 3
+	}
 	s.hdr = resp.AppendBulkString(resp.AppendArray(s.hdr[:0], n), "HELLO")
 	if proto > 0 {
 		s.hdr = resp.AppendBulk(s.hdr, s.args[0])
 	}
 	rec := record{kind: kindHello, arg: int32(proto)}
+	if fwdAuth {
+		s.hdr = resp.AppendBulk(resp.AppendBulk(resp.AppendBulkString(s.hdr, "AUTH"), user), pass)
+		rec.flags |= flagAuth
+	}
 	if hasName {
 		s.hdr = resp.AppendBulk(resp.AppendBulkString(s.hdr, "SETNAME"), name)
 		rec.flags |= flagName
 		rec.val = string(name)
+	}
+	if fwdAuth {
+		rec.val += "\x00" + credsVal(user, pass)
 	}
 	return s.forward(rec)
 }
@@ -433,7 +473,9 @@ func (s *session) endLocally(id int32) {
 }
 
 // reset answers RESET here: the uplink connection is dropped (the next
-// command dials a fresh one) and the session is as new.
+// command dials a fresh one) and the session is as new (with
+// listen.forward_auth, the client's credentials are forgotten, as Redis's
+// RESET deauthenticates).
 func (s *session) reset() error {
 	if err := s.cr.SkipArgs(); err != nil {
 		return s.readFailed(err)

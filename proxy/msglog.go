@@ -64,7 +64,10 @@ func renderCommand(b []byte, more bool) string {
 	}
 	if len(args) > 1 {
 		switch strings.ToUpper(args[0]) {
-		case "ACL", "CONFIG", "MIGRATE", "AUTH", "HELLO":
+		case "AUTH": // every argument may be the password
+			args = append(args[:1], "***")
+			more = false
+		case "ACL", "CONFIG", "MIGRATE", "HELLO":
 			args = append(args[:2], "***")
 			more = false
 		}

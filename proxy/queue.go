@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"strings"
 	"sync/atomic"
 )
 
@@ -16,6 +17,7 @@ const (
 	kindExecNil         // a DISCARD sent for an EXEC whose WATCH was lost: reply with a null array
 	kindExecAbort       // a DISCARD sent for an EXEC of a transaction the proxy refused part of
 	kindExecLearn       // EXEC of a transaction with state changes (fx): learnt from its elements
+	kindAuth            // AUTH forwarded (listen.forward_auth): on success the credentials are val (credsVal)
 )
 
 const (
@@ -23,6 +25,7 @@ const (
 	flagName                       // the command set a name (HELLO SETNAME)
 	flagEndsTx                     // EXEC or DISCARD of transaction arg: its reply ends the transaction's unit
 	flagBlocks                     // a command that may block (blocking.go): wait says for how long
+	flagAuth                       // HELLO AUTH forwarded: val is the name (if flagName), NUL, credsVal
 )
 
 // record is one forwarded command awaiting its reply, in the order sent.
@@ -34,6 +37,18 @@ type record struct {
 	arg   int32
 	kind  uint8
 	flags uint8
+}
+
+// creds are the credentials a forwarded AUTH or HELLO AUTH brings.
+func (r *record) creds() (string, bool) {
+	switch {
+	case r.kind == kindAuth:
+		return r.val, true
+	case r.kind == kindHello && r.flags&flagAuth != 0:
+		_, creds, _ := strings.Cut(r.val, "\x00")
+		return creds, true
+	}
+	return "", false
 }
 
 // due is when the reply to r is past the time limit; ok is false for a

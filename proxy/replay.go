@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
 
 	"redis-proxy/resp"
 )
@@ -17,6 +18,17 @@ type replay struct {
 	name    string
 	libName string // CLIENT SETINFO LIB-NAME
 	libVer  string // CLIENT SETINFO LIB-VER
+
+	// With listen.forward_auth, the client's last credentials Redis
+	// accepted (user "" for AUTH <pass>), replayed in place of the
+	// uplink's.
+	authed bool
+	user   string
+	pass   string
+
+	// forwardAuth is not learnt: the session sets it on the copy it dials
+	// with, from listen.forward_auth.
+	forwardAuth bool
 }
 
 // newReplay is the state of a new connection.
@@ -28,7 +40,8 @@ type replayed struct {
 	mayFail bool // a refusal is ignored (an older Redis without the command)
 }
 
-// commands appends, after the proxy's own AUTH, every command that
+// commands appends, after the AUTH (the proxy's own, or with
+// forwardAuth the client's last accepted one, if any), every command that
 // restores st on a new connection, and returns them in order (for error
 // messages). It is the one list of what is replayed. A client's
 // connection ends with CLIENT ID (withID): the proxy learns the
@@ -40,6 +53,14 @@ func (st replay) commands(b []byte, t *target, withID bool) ([]byte, []replayed)
 		sent = append(sent, replayed{name: args[0], mayFail: mayFail})
 	}
 	switch {
+	case st.forwardAuth:
+		switch {
+		case !st.authed:
+		case st.user != "":
+			add(false, "AUTH", st.user, st.pass)
+		default:
+			add(false, "AUTH", st.pass)
+		}
 	case t.user != "":
 		add(false, "AUTH", t.user, t.pass)
 	case t.pass != "":
@@ -78,8 +99,13 @@ func (st *replay) learn(rec *record, ok bool) {
 		if rec.arg > 0 {
 			st.proto = int64(rec.arg)
 		}
+		name := rec.val
+		if creds, ok := rec.creds(); ok {
+			name, _, _ = strings.Cut(name, "\x00")
+			st.setCreds(creds)
+		}
 		if rec.flags&flagName != 0 {
-			st.name = rec.val
+			st.name = name
 		}
 	case kindSetName:
 		st.name = rec.val
@@ -89,5 +115,19 @@ func (st *replay) learn(rec *record, ok bool) {
 		} else {
 			st.libVer = rec.val
 		}
+	case kindAuth:
+		st.setCreds(rec.val)
 	}
+}
+
+// credsVal is how a record carries credentials to learn: user, NUL, pass
+// (a password may hold NULs; Redis refuses none in a user name, but a
+// user "a\x00b" would be replayed as the wrong pair and fail).
+func credsVal(user, pass []byte) string {
+	return string(user) + "\x00" + string(pass)
+}
+
+func (st *replay) setCreds(v string) {
+	st.user, st.pass, _ = strings.Cut(v, "\x00")
+	st.authed = true
 }

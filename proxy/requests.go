@@ -228,12 +228,23 @@ func (s *session) forward(rec record) error {
 			rec.flags |= flagEndsUnit
 		}
 	}
-	if err := s.ensureUplink(); err != nil {
+	var err error
+	if creds, ok := rec.creds(); ok {
+		err = s.redialAs(creds)
+	} else {
+		err = s.ensureUplink()
+	}
+	if err != nil {
 		if startsUnit {
 			s.p.gate.leave(&s.hold, 1) // nothing was sent
 		}
 		if errors.Is(err, errSessionClosed) {
 			return err
+		}
+		if re := (*replayError)(nil); errors.As(err, &re) && re.client {
+			// The client's own credentials no longer open a connection:
+			// it hears it as Redis said it, and runs as nobody else.
+			return s.replyError(re.line)
 		}
 		return s.replyError("ERR proxy: uplink unavailable: " + err.Error())
 	}
@@ -357,12 +368,47 @@ func (s *session) ensureUplink() error {
 	if s.dialErr != nil {
 		return s.dialErr
 	}
+	st := s.st
+	st.forwardAuth = conf.cfg.Listen.ForwardAuth
+	return s.dialUplink(conf, st)
+}
+
+// redialAs replaces the uplink connection with one opened with creds, a
+// forwarded AUTH's (listen.forward_auth): whatever the client was, a
+// refusal is Redis's answer to this AUTH, and the next command opens a
+// connection with the last accepted credentials again. Accepted, the AUTH
+// itself follows on the new connection and its reply teaches them.
+func (s *session) redialAs(creds string) error {
+	if s.up != nil {
+		// The replies due on the old connection come first.
+		s.flushUp()
+		if err := s.q.waitEmpty(s.done); err != nil {
+			return err
+		}
+		s.retire()
+		if s.closing() {
+			return errSessionClosed
+		}
+	}
+	s.txn.uplinkChanged()
+	s.dialErr = nil
+	st := s.st
+	st.setCreds(creds)
+	st.forwardAuth = true
+	return s.dialUplink(s.p.conf(), st)
+}
+
+// dialUplink dials conf's target with st replayed and hands the
+// connection to the reply goroutine.
+func (s *session) dialUplink(conf *runtimeConfig, st replay) error {
 	ctx, cancel := context.WithTimeout(context.Background(), conf.limit)
 	defer cancel()
-	u, err := conf.target.dial(ctx, s.st, s.wrapUplink)
+	u, err := conf.target.dial(ctx, st, s.wrapUplink)
 	if err != nil {
 		s.dialErr = err
-		s.p.dialFailed(s, err)
+		if re := (*replayError)(nil); !errors.As(err, &re) || !re.client {
+			s.p.dialFailed(s, err) // a client's refused credentials are no uplink failure
+		}
 		return err
 	}
 	s.clock = s.p.now()

@@ -69,7 +69,7 @@ func (t *target) connect(ctx context.Context) (net.Conn, error) {
 }
 
 // dial connects to t within ctx and prepares the connection: AUTH with the
-// uplink credentials, then HELLO, SELECT and CLIENT SETNAME as st says,
+// uplink credentials (or, with st.forwardAuth, the client's), then HELLO, SELECT and CLIENT SETNAME as st says,
 // all pipelined in one round trip. wrap, when not nil, gives the read side
 // the session's deadline-keeping wrapper.
 func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplinkConn) (*uplink, error) {
@@ -124,7 +124,7 @@ func (u *uplink) prepare(t *target, st replay, withID bool) error {
 			return err
 		}
 		if rep.IsError() && !cmd.mayFail && first == nil {
-			first = fmt.Errorf("%s: %s", cmd.name, rep.Line)
+			first = &replayError{cmd: cmd.name, line: string(rep.Line), client: i == 0 && st.forwardAuth && st.authed}
 		}
 		if withID && i == len(sent)-1 && rep.Type == ':' {
 			u.id, _ = resp.ParseInt(rep.Line)
@@ -132,6 +132,17 @@ func (u *uplink) prepare(t *target, st replay, withID bool) error {
 	}
 	return first
 }
+
+// replayError is a command of the replay round trip that Redis refused.
+// client: it was the client's own AUTH (listen.forward_auth), whose
+// refusal the client gets as Redis worded it.
+type replayError struct {
+	cmd    string
+	line   string // without the leading '-'
+	client bool
+}
+
+func (e *replayError) Error() string { return e.cmd + ": " + e.line }
 
 // w returns the writer to the uplink, taking a pooled one for the batch.
 func (u *uplink) w() *bufio.Writer {
