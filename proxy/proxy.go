@@ -84,6 +84,8 @@ type Proxy struct {
 	rejected             atomic.Uint64
 	dialLog              logLimiter
 
+	hist        history
+
 	statMu      sync.Mutex
 	pauseHist   [len(pauseBounds)]uint64
 	pauseCount  uint64
@@ -368,6 +370,8 @@ func (p *Proxy) Status() Status {
 		WaitingRequests: int(p.gate.waiting.Load()),
 		RawConnections:  p.raw.count(),
 		Config:          conf.cfg.Sanitized(),
+		History:         p.hist.list(),
+		Switch:          SwitchReport{State: "idle", Phases: []Phase{}},
 		Counters: Counters{
 			Commands:             t.commands,
 			Errors:               t.errors,

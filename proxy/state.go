@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"redis-proxy/config"
@@ -151,6 +152,7 @@ func (p *Proxy) finishPause(op *pauseOp) {
 	close(op.done)
 	p.observePause(d)
 	p.log.Info("paused", "duration_ms", float64(d.Microseconds())/1000, "waiting_requests", p.gate.waiting.Load())
+	p.record("pause", true, op.start, "")
 }
 
 // Unpause lets waiting commands go on, in order.
@@ -170,6 +172,7 @@ func (p *Proxy) Unpause() error {
 	p.setState(StateRunning)
 	p.gate.open()
 	p.log.Info("unpaused", "paused_ms", pausedFor.Milliseconds(), "waiting_requests", p.gate.waiting.Load())
+	p.record("unpause", true, time.Now().Add(-pausedFor), fmt.Sprintf("paused %d ms", pausedFor.Milliseconds()))
 	return nil
 }
 
@@ -203,10 +206,12 @@ func (p *Proxy) Reload(ctx context.Context) error {
 	if err != nil {
 		p.reloadsFailed.Add(1)
 		p.log.Error("reload refused; the running configuration stays", "err", err, "duration_ms", d.Milliseconds())
+		p.record("reload", false, start, err.Error())
 		return err
 	}
 	if changed == nil {
 		p.log.Info("reload: configuration unchanged", "duration_ms", d.Milliseconds())
+		p.record("reload", true, start, "configuration unchanged")
 		return nil
 	}
 	p.reloads.Add(1)
@@ -214,6 +219,7 @@ func (p *Proxy) Reload(ctx context.Context) error {
 	p.lastReload = d
 	p.statMu.Unlock()
 	p.log.Info("reloaded", "changed", changed, "uplink", p.conf().target.addr, "duration_ms", float64(d.Microseconds())/1000)
+	p.record("reload", true, start, strings.Join(changed, ", "))
 	return nil
 }
 

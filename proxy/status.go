@@ -49,6 +49,8 @@ type Status struct {
 	RawConnections  int            `json:"raw_connections"`
 	Counters        Counters       `json:"counters"`
 	Config          *config.Config `json:"config"` // sanitized: passwords are "***"
+	Switch          SwitchReport   `json:"switch"`
+	History         []Event        `json:"history"` // newest first
 
 	// Latency is the time from forwarding a command to the uplink to
 	// handing its reply to the client. PauseDurations is the time from a
@@ -59,8 +61,38 @@ type Status struct {
 
 // UplinkInfo names the upstream Redis in use.
 type UplinkInfo struct {
-	Addr string `json:"addr"`
-	TLS  bool   `json:"tls"`
+	Addr   string `json:"addr"`
+	TLS    bool   `json:"tls"`
+	Health Health `json:"health"`
+}
+
+// Health is the result of the last health check of the uplink (PING and
+// INFO replication on the proxy's own connection).
+type Health struct {
+	OK               bool   `json:"ok"`
+	Role             string `json:"role"`       // "master", "slave", or "" when unknown
+	LastCheck        string `json:"last_check"` // RFC 3339, "" before the first
+	Error            string `json:"error"`
+	MasterReplOffset int64  `json:"master_repl_offset"`
+}
+
+// SwitchReport is the last (or the running) switch, phase by phase.
+type SwitchReport struct {
+	State      string  `json:"state"` // "idle", "running", "done", "failed"
+	Phase      string  `json:"phase"`
+	OK         bool    `json:"ok"`
+	Error      string  `json:"error"`
+	RolledBack bool    `json:"rolled_back"`
+	From       string  `json:"from"`
+	To         string  `json:"to"`
+	PausedMS   float64 `json:"paused_ms"`
+	Phases     []Phase `json:"phases"`
+}
+
+// Phase is one step of a switch and the time it took.
+type Phase struct {
+	Name string  `json:"name"`
+	MS   float64 `json:"ms"`
 }
 
 // Counters are monotonic since start, except the Last* durations.
@@ -72,6 +104,8 @@ type Counters struct {
 	Reloads              uint64  `json:"reloads"` // successful
 	ReloadsFailed        uint64  `json:"reloads_failed"`
 	Pauses               uint64  `json:"pauses"`
+	Switches             uint64  `json:"switches"`
+	Failovers            uint64  `json:"failovers"`
 	ClientsAccepted      uint64  `json:"clients_accepted"`
 	ClientsRejected      uint64  `json:"clients_rejected"` // max_clients
 	PausedSeconds        float64 `json:"paused_seconds_total"`
