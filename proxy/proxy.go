@@ -84,7 +84,7 @@ type Proxy struct {
 	rejected             atomic.Uint64
 	dialLog              logLimiter
 
-	hist        history
+	hist history
 
 	statMu      sync.Mutex
 	pauseHist   [len(pauseBounds)]uint64
