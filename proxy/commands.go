@@ -44,6 +44,8 @@ const (
 	cmdUnwatch                     //
 	cmdUnsupported                 // replies nobody asked for, or the replication stream
 	cmdBlocking                    // may block: its own timeout is its time limit (blocking.go)
+	cmdSubscribe                   // (P|S)(UN)SUBSCRIBE: confirmations are its reply (pubsub.go)
+	cmdMonitor                     // MONITOR: a stream of lines follows its reply
 )
 
 // classify looks a command name up, ignoring case, without allocating.
@@ -87,27 +89,14 @@ func classify(name []byte) cmdClass {
 		case resp.Equal(name, "UNWATCH"):
 			return cmdUnwatch
 		case resp.Equal(name, "MONITOR"):
-			return cmdUnsupported
-		}
-	case 9:
-		if resp.Equal(name, "SUBSCRIBE") {
-			return cmdUnsupported
-		}
-	case 10:
-		if resp.Equal(name, "PSUBSCRIBE") || resp.Equal(name, "SSUBSCRIBE") {
-			return cmdUnsupported
-		}
-	case 11:
-		if resp.Equal(name, "UNSUBSCRIBE") {
-			return cmdUnsupported
-		}
-	case 12:
-		if resp.Equal(name, "PUNSUBSCRIBE") || resp.Equal(name, "SUNSUBSCRIBE") {
-			return cmdUnsupported
+			return cmdMonitor
 		}
 	}
 	if blockingKind(name) != 0 {
 		return cmdBlocking
+	}
+	if fam, _ := subCommand(name); fam != 0 {
+		return cmdSubscribe
 	}
 	return cmdPlain
 }
@@ -157,6 +146,13 @@ func (s *session) command(argc int, name []byte) error {
 		return s.forward(record{kind: kindPlain})
 	case cmdBlocking:
 		return s.blocking(blockingKind(name))
+	case cmdSubscribe:
+		return s.subscribe(argc, name)
+	case cmdMonitor:
+		if s.txn.open {
+			return s.forward(record{kind: kindPlain})
+		}
+		return s.forward(record{kind: kindMonitor})
 	case cmdUnwatch:
 		if !s.txn.open {
 			s.txn.watching, s.txn.watchLost = false, false
@@ -490,9 +486,29 @@ func (s *session) reset() error {
 	s.txn.stop(&s.tx)
 	s.retire()
 	s.st = newReplay()
+	s.pinned.Store(false)
 	if s.p.conf().cfg.Listen.Pass != "" {
 		s.authed = false
 		s.cr.SetLimits(resp.UnauthenticatedLimits)
 	}
 	return s.reply(resp.AppendSimple(s.hdr[:0], "RESET"))
+}
+
+// subscribe forwards a (un)subscribe command; its reply is one
+// confirmation per name (argument-less unsubscribe: one per subscription
+// of its family, or one). Inside MULTI it is an ordinary command (its
+// confirmations are elements of EXEC's reply) and nothing is learnt.
+func (s *session) subscribe(argc int, name []byte) error {
+	if s.txn.open {
+		return s.forward(record{kind: kindPlain})
+	}
+	_, on := subCommand(name)
+	n := int32(argc - 1)
+	if n == 0 {
+		if on {
+			return s.forward(record{kind: kindPlain}) // Redis answers the arity error
+		}
+		n = -1
+	}
+	return s.forward(record{kind: kindSub, arg: n})
 }

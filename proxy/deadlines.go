@@ -129,6 +129,9 @@ func (c *clientConn) timedOut() error {
 	if s.closing() {
 		return errSessionClosed
 	}
+	if s.redial.Load() {
+		return errRedial
+	}
 	idle := s.p.conf().idle.Nanoseconds()
 	if idle == 0 {
 		c.Conn.SetReadDeadline(time.Time{})

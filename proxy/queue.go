@@ -17,6 +17,8 @@ const (
 	kindExecNil         // a DISCARD sent for an EXEC whose WATCH was lost: reply with a null array
 	kindExecAbort       // a DISCARD sent for an EXEC of a transaction the proxy refused part of
 	kindExecLearn       // EXEC of a transaction with state changes (fx): learnt from its elements
+	kindSub             // (P|S)(UN)SUBSCRIBE: arg confirmations are its reply (-1: one per subscription, or one)
+	kindMonitor         // MONITOR: on success the connection streams MONITOR lines
 	kindAuth            // AUTH forwarded (listen.forward_auth): on success the credentials are val (credsVal)
 )
 

@@ -18,6 +18,8 @@ type replay struct {
 	name    string
 	libName string // CLIENT SETINFO LIB-NAME
 	libVer  string // CLIENT SETINFO LIB-VER
+	monitor bool   // MONITOR
+	subs    subSet // channels, patterns and shard channels, as confirmed
 
 	// With listen.forward_auth, the client's last credentials Redis
 	// accepted (user "" for AUTH <pass>), replayed in place of the
@@ -84,6 +86,9 @@ func (st replay) commands(b []byte, t *target, withID bool) ([]byte, []replayed)
 	if withID {
 		add(true, "CLIENT", "ID")
 	}
+	if st.monitor {
+		add(false, "MONITOR")
+	}
 	return b, sent
 }
 
@@ -109,6 +114,8 @@ func (st *replay) learn(rec *record, ok bool) {
 		}
 	case kindSetName:
 		st.name = rec.val
+	case kindMonitor:
+		st.monitor = true
 	case kindSetInfo:
 		if rec.arg == setInfoLibName {
 			st.libName = rec.val

@@ -24,6 +24,7 @@ func (s *session) replies() {
 		if h.u == nil {
 			continue
 		}
+		s.swallow = h.u.swallow
 		err := s.pump(h.u)
 		h.u.dropReader()
 		if s.closing() {
@@ -51,6 +52,9 @@ func (s *session) replies() {
 		s.answerUntil(s.q.tail.Load(), msgUplinkLost)
 		if !s.q.empty() {
 			s.logDebug("uplink connection lost", "err", err)
+		}
+		if s.pinned.Load() {
+			s.requestMove() // a subscriber gets a new connection now
 		}
 	}
 }
@@ -112,12 +116,14 @@ func (s *session) pump(u *uplink) error {
 			s.outMu.Lock()
 			locked = true
 		}
-		if b[0] == '>' {
-			// A push nobody asked for (RESP3): it goes to the client as it is.
-			if rep, err := u.r.Forward(s.out()); err != nil {
-				return cutErr(rep, err)
+		if b[0] == '>' || b[0] == '*' || b[0] == '+' {
+			// A message, a push, a MONITOR line, or a confirmation.
+			if handled, err := s.unsolicited(u, b[0]); handled || err != nil {
+				if err != nil {
+					return err
+				}
+				continue
 			}
-			continue
 		}
 		rec, ok := s.q.peek()
 		if !ok {
@@ -178,6 +184,9 @@ func (s *session) forwardExec(u *uplink, rec *record) (resp.Reply, error) {
 }
 
 func cutErr(rep resp.Reply, err error) error {
+	if err == nil {
+		return nil
+	}
 	var we *resp.WriteError
 	if rep.N > 0 && !errors.As(err, &we) {
 		return fmt.Errorf("%w: %w", errCut, err)
@@ -189,6 +198,9 @@ func cutErr(rep resp.Reply, err error) error {
 func (s *session) answered(rec *record, rep resp.Reply) {
 	ok := !rep.IsError()
 	s.st.learn(rec, ok)
+	if rec.kind == kindMonitor {
+		s.pinned.Store(s.st.pinned())
+	}
 	if !ok {
 		s.stats.errors.Add(1)
 	}
@@ -233,6 +245,7 @@ func (s *session) answerUntil(seq uint64, msg string) {
 	}
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
+	s.confDue = 0
 	for s.q.head.Load() < seq {
 		rec, _ := s.q.peek()
 		s.out().Write(resp.AppendError(nil, msg))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"redis-proxy/resp"
 )
@@ -20,11 +21,19 @@ func (s *session) requests() error {
 			s.dialErr = nil
 			s.flushUp()
 			if err := s.waitClient(); err != nil {
+				if errors.Is(err, errRedial) {
+					s.moveNow()
+					continue
+				}
 				return s.readFailed(err)
 			}
 		}
 		argc, err := s.cr.ReadCommand()
 		if err != nil {
+			if errors.Is(err, errRedial) && s.cr.Buffered() == 0 {
+				s.moveNow() // TLS: the wake comes through the reader
+				continue
+			}
 			return s.readFailed(err)
 		}
 		s.stats.commands.Add(1)
@@ -325,6 +334,35 @@ func (s *session) enter() error {
 		}
 	}
 	return nil
+}
+
+// errRedial wakes the request goroutine of a session waiting for its
+// client when it must move to a new uplink connection at once.
+var errRedial = errors.New("move to a new uplink connection")
+
+// moveNow dials a new uplink connection for a session that needs one now
+// (subscribed, or MONITOR) while its client sends nothing; the new
+// connection subscribes again (replay.go). When Redis cannot be reached
+// it tries again at growing intervals, until it can or the client sends
+// a command.
+func (s *session) moveNow() {
+	s.redial.Store(false)
+	s.dialErr = nil
+	old := s.up
+	err := s.ensureUplink()
+	switch {
+	case err == nil:
+		if s.up == old || s.up.swallow == 0 {
+			s.finishMove() // nothing to confirm
+		}
+		s.moveWait = 0
+	case errors.Is(err, errSessionClosed):
+	default:
+		s.finishMove() // whoever waits for it goes on; the retries go on
+		s.moveWait = min(max(2*s.moveWait, 50*time.Millisecond), time.Second)
+		s.redial.Store(true)
+		s.conn.Conn.SetReadDeadline(time.Now().Add(s.moveWait))
+	}
 }
 
 var errClientGone = errors.New("client closed the connection while its command waited at the pause")

@@ -46,10 +46,13 @@ type session struct {
 	start  time.Time
 
 	// Shared by the pair, each through its own discipline.
-	q         *ring                  // records of forwarded commands: requests push, replies pop
-	hold      hold                   // pause units in flight: changed only through p.gate
-	blocked   atomic.Int32           // blocking commands in flight: requests add, replies subtract
-	upID      atomic.Int64           // the uplink connection's CLIENT ID (0: none yet), for CLIENT UNBLOCK
+	q         *ring        // records of forwarded commands: requests push, replies pop
+	hold      hold         // pause units in flight: changed only through p.gate
+	blocked   atomic.Int32 // blocking commands in flight: requests add, replies subtract
+	upID      atomic.Int64 // the uplink connection's CLIENT ID (0: none yet), for CLIENT UNBLOCK
+	pinned    atomic.Bool  // subscribed or MONITOR: moved to a new connection at once (replies write)
+	redial    atomic.Bool  // a move is due: the request goroutine dials at once
+	move      mover
 	tx        txShared               // what both know of transactions (txn.go)
 	upCh      chan handoff           // requests -> replies: the next uplink connection
 	cur       atomic.Pointer[uplink] // the connection in use, for closing from outside
@@ -62,23 +65,26 @@ type session struct {
 	stats     sessionStats  // counters, each written by one goroutine, read by Status
 
 	// The request goroutine's own.
-	rawc    *sockWait // the client's socket when plain TCP: idle waits hold no buffer
-	cpre    preload
-	cbr     *bufio.Reader // nil while idle (pooled)
-	cr      *resp.Reader
-	up      *uplink
-	authed  bool
-	txn     txn
-	dialErr error // the last dial's error, kept for the rest of the batch
-	clock   int64 // proxy clock at the last read from the client or the last wait: a command's sent time
-	hdr     []byte
-	argBuf  []byte
-	args    [][]byte
+	rawc     *sockWait // the client's socket when plain TCP: idle waits hold no buffer
+	cpre     preload
+	cbr      *bufio.Reader // nil while idle (pooled)
+	cr       *resp.Reader
+	up       *uplink
+	authed   bool
+	txn      txn
+	dialErr  error         // the last dial's error, kept for the rest of the batch
+	moveWait time.Duration // the wait before the next try to move to a new connection
+	clock    int64         // proxy clock at the last read from the client or the last wait: a command's sent time
+	hdr      []byte
+	argBuf   []byte
+	args     [][]byte
 
 	// The reply goroutine's own. The request goroutine reads st only while
 	// the reply goroutine waits for an uplink connection (after a handoff).
 	st      replay
 	txr     txReply
+	confDue int32 // confirmations still due for the (un)subscribe at the head; 0: not started
+	swallow int   // confirmations of a re-subscription, not for the client
 	replyAt int64 // proxy clock at the last read from the uplink
 }
 
@@ -176,16 +182,21 @@ const (
 
 // apply is how the state machine talks to a session: after a reload (the
 // new runtime configuration is in force), at a switch of uplink, at stop.
-// It may be called from any goroutine.
-func (s *session) apply(c change) {
+// It may be called from any goroutine. For a session moved at once it
+// returns a channel closed when the move is done.
+func (s *session) apply(c change) <-chan struct{} {
 	switch c {
 	case changeStop:
 		s.close(errShutdown)
-		return
+		return nil
 	case changeUplink:
-		// The session moves to the new uplink at its next command.
+		// The session moves to the new uplink at its next command, or at
+		// once when it is subscribed (it may send none).
 		if u := s.cur.Load(); u != nil {
 			u.conn.Close()
+		}
+		if s.pinned.Load() {
+			return s.requestMove()
 		}
 	case changeSettings:
 		// A read waiting for a reply re-computes its deadline from the
@@ -196,6 +207,7 @@ func (s *session) apply(c change) {
 	}
 	// Wake an idle read, so that a changed idle timeout applies at once.
 	s.conn.Conn.SetReadDeadline(time.Now())
+	return nil
 }
 
 // Log lines about a session name its client.

@@ -283,7 +283,15 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 	if switching {
 		c = changeUplink // no command can reach the old uplink any more
 	}
-	p.forEachSession(func(s *session) { s.apply(c) })
+	var moves []<-chan struct{}
+	p.forEachSession(func(s *session) {
+		if ch := s.apply(c); ch != nil {
+			moves = append(moves, ch)
+		}
+	})
+	// Subscribers are on the new uplink, subscribed again, before any
+	// waiting command goes on (bounded by the time limit).
+	waitAll(moves, conf.limit)
 
 	p.mu.Lock()
 	if p.state == StateReloading { // not if a stop came meanwhile
@@ -294,4 +302,20 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 	}
 	p.mu.Unlock()
 	return config.Diff(old.cfg, cfg), nil
+}
+
+// waitAll waits until every channel is closed, or d has passed.
+func waitAll(chs []<-chan struct{}, d time.Duration) {
+	if len(chs) == 0 {
+		return
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for _, ch := range chs {
+		select {
+		case <-ch:
+		case <-timer.C:
+			return
+		}
+	}
 }

@@ -36,16 +36,17 @@ func newTarget(cfg *config.Config, gen uint64) (*target, error) {
 // uplink is one client's connection to Redis. The request goroutine
 // writes to bw; the reply goroutine reads through r.
 type uplink struct {
-	conn  net.Conn
-	raw   *sockWait   // the socket when plain TCP: idle waits hold no buffer
-	timed *uplinkConn // the read side with the session's time limit (nil for Prove)
-	pre   preload
-	br    *bufio.Reader // nil while idle (pooled); the reply goroutine's
-	bw    *bufio.Writer // nil between batches (pooled); the request goroutine's
-	r     *resp.Reader
-	gen   uint64
-	id    int64       // its CLIENT ID (client connections only)
-	dead  atomic.Bool // its read side failed: dial again before the next command
+	conn    net.Conn
+	raw     *sockWait   // the socket when plain TCP: idle waits hold no buffer
+	timed   *uplinkConn // the read side with the session's time limit (nil for Prove)
+	pre     preload
+	br      *bufio.Reader // nil while idle (pooled); the reply goroutine's
+	bw      *bufio.Writer // nil between batches (pooled); the request goroutine's
+	r       *resp.Reader
+	gen     uint64
+	id      int64       // its CLIENT ID (client connections only)
+	swallow int         // confirmations of the re-subscription still to come (pubsub.go)
+	dead    atomic.Bool // its read side failed: dial again before the next command
 }
 
 // connect opens a TCP or TLS connection to t within ctx (the TLS
@@ -108,7 +109,11 @@ func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplin
 // prepare sends what st.commands lists, pipelined, and checks every reply.
 func (u *uplink) prepare(t *target, st replay, withID bool) error {
 	b, sent := st.commands(nil, t, withID)
-	if len(sent) == 0 {
+	// The subscriptions go in the same round trip; their confirmations
+	// are swallowed by the reply goroutine, which tells them from the
+	// messages that may come between them.
+	b, u.swallow = st.subs.commands(b)
+	if len(b) == 0 {
 		return nil
 	}
 	if _, err := u.w().Write(b); err != nil {
