@@ -135,9 +135,15 @@ func (s *session) command(argc int, name []byte) error {
 		return s.selectDB(argc)
 	case cmdClient:
 		return s.client(argc)
-	case cmdMulti:
-		return s.multi()
-	case cmdExec, cmdDiscard:
+	case cmdMulti, cmdExec, cmdDiscard:
+		if s.silent() && !s.txn.open {
+			// No reply tells how a transaction ends: it is not tracked
+			// (and holds no pause unit).
+			return s.forward(record{kind: kindPlain})
+		}
+		if c == cmdMulti {
+			return s.multi()
+		}
 		return s.endMulti(c)
 	case cmdWatch:
 		if !s.txn.open {
@@ -352,8 +358,23 @@ func (s *session) client(argc int) error {
 	}
 	s.hdr = resp.AppendBulk(s.hdr, sub)
 	switch {
-	case resp.Equal(sub, "REPLY"):
-		return s.replyError("ERR proxy: 'client reply' is not supported")
+	case resp.Equal(sub, "REPLY") && argc == 3 && !s.txn.open:
+		mode, err := s.cr.Arg()
+		if err != nil {
+			return s.forwardIfTooLong(err)
+		}
+		s.hdr = resp.AppendBulk(s.hdr, mode)
+		switch {
+		case resp.Equal(mode, "ON"):
+			s.replyOff, s.replySkip = false, 0 // answered +OK
+		case resp.Equal(mode, "OFF"):
+			s.replyOff = true
+		case resp.Equal(mode, "SKIP"):
+			if !s.replyOff {
+				s.replySkip = 2 // itself and the next command
+			}
+		}
+		return s.forward(record{kind: kindPlain})
 	case resp.Equal(sub, "SETNAME") && argc == 3:
 		name, err := s.cr.Arg()
 		if err != nil {

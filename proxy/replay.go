@@ -19,7 +19,11 @@ type replay struct {
 	libName string // CLIENT SETINFO LIB-NAME
 	libVer  string // CLIENT SETINFO LIB-VER
 	monitor bool   // MONITOR
-	subs    subSet // channels, patterns and shard channels, as confirmed
+
+	// CLIENT REPLY OFF or SKIP in force: the request goroutine's state,
+	// set on the copy a session dials with. Replayed last: no reply comes.
+	replyOff, replySkip bool
+	subs                subSet // channels, patterns and shard channels, as confirmed
 
 	// With listen.forward_auth, the client's last credentials Redis
 	// accepted (user "" for AUTH <pass>), replayed in place of the

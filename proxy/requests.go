@@ -133,6 +133,15 @@ func (s *session) inputCut(err error) error {
 // reply writes one of the proxy's own replies after every reply due
 // before it, and flushes.
 func (s *session) reply(b []byte) error {
+	if s.silent() { // CLIENT REPLY OFF or SKIP: no reply, from Redis or from us
+		if s.replySkip > 0 && !s.replyOff && s.up != nil {
+			// Redis waits to skip the reply to the next command it sees:
+			// this one is answered here, so a PING takes the skip.
+			s.up.w().Write(resp.AppendCommand(s.hdr[:0], "PING"))
+		}
+		s.replySkip = max(s.replySkip-1, 0)
+		return nil
+	}
 	s.hdr = b
 	s.flushUp()
 	if err := s.q.waitEmpty(s.done); err != nil {
@@ -217,6 +226,10 @@ func (s *session) readArgs() error {
 	return nil
 }
 
+// silent reports whether the client asked for no reply to its next
+// command (CLIENT REPLY OFF or SKIP).
+func (s *session) silent() bool { return s.replyOff || s.replySkip > 0 }
+
 // forward sends the command (header and the first arguments already in
 // s.hdr, the rest still to read) to the uplink and queues its record.
 // Outside a transaction the command is a pause unit of its own; a MULTI
@@ -265,7 +278,18 @@ func (s *session) forward(rec record) error {
 		s.clock = s.p.now()
 	}
 	u := s.up
-	if s.txn.open && rec.flags&flagEndsTx == 0 {
+	silent := s.silent()
+	if silent {
+		// CLIENT REPLY OFF or SKIP: Redis sends no reply, so no record
+		// waits for one, and the unit ends once it is sent.
+		s.replySkip = max(s.replySkip-1, 0)
+		defer func() {
+			if startsUnit {
+				s.p.gate.leave(&s.hold, 1)
+			}
+		}()
+		rec.flags &^= flagBlocks
+	} else if s.txn.open && rec.flags&flagEndsTx == 0 {
 		s.txn.queue(rec)
 		rec.kind = kindPlain // learnt from EXEC's reply, not its own
 	}
@@ -273,7 +297,9 @@ func (s *session) forward(rec record) error {
 	if rec.flags&flagBlocks != 0 {
 		s.blocked.Add(1)
 	}
-	s.q.push(rec)
+	if !silent {
+		s.q.push(rec)
+	}
 	var w io.Writer = u.w()
 	if s.p.logMessages.Load() {
 		c := &capture{w: w}
@@ -439,6 +465,7 @@ func (s *session) redialAs(creds string) error {
 // dialUplink dials conf's target with st replayed and hands the
 // connection to the reply goroutine.
 func (s *session) dialUplink(conf *runtimeConfig, st replay) error {
+	st.replyOff, st.replySkip = s.replyOff, s.replySkip > 0
 	ctx, cancel := context.WithTimeout(context.Background(), conf.limit)
 	defer cancel()
 	u, err := conf.target.dial(ctx, st, s.wrapUplink)

@@ -113,6 +113,12 @@ func (u *uplink) prepare(t *target, st replay, withID bool) error {
 	// are swallowed by the reply goroutine, which tells them from the
 	// messages that may come between them.
 	b, u.swallow = st.subs.commands(b)
+	switch {
+	case st.replyOff:
+		b = resp.AppendCommand(b, "CLIENT", "REPLY", "OFF")
+	case st.replySkip:
+		b = resp.AppendCommand(b, "CLIENT", "REPLY", "SKIP")
+	}
 	if len(b) == 0 {
 		return nil
 	}
