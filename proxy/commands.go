@@ -375,6 +375,28 @@ func (s *session) client(argc int) error {
 			}
 		}
 		return s.forward(record{kind: kindPlain})
+	case resp.Equal(sub, "TRACKING") && !s.txn.open:
+		if err := s.readArgs(); err != nil {
+			return s.argFailed(err)
+		}
+		for _, a := range s.args {
+			s.hdr = resp.AppendBulk(s.hdr, a)
+		}
+		t, redirect, ok := s.p.trackingArgs(s.args)
+		if !ok {
+			return s.forward(record{kind: kindPlain}) // Redis answers
+		}
+		rec := record{kind: kindTracking, val: t.encode()}
+		if t.on {
+			rec.arg = 1
+		}
+		if redirect != 0 {
+			if rec.peer = s.p.sessionByUplinkID(redirect); rec.peer == nil {
+				// Not a client of this proxy: followed as given, never moved.
+				return s.forward(record{kind: kindPlain})
+			}
+		}
+		return s.forward(rec)
 	case resp.Equal(sub, "SETNAME") && argc == 3:
 		name, err := s.cr.Arg()
 		if err != nil {
@@ -508,6 +530,8 @@ func (s *session) reset() error {
 	s.retire()
 	s.st = newReplay()
 	s.pinned.Store(false)
+	s.setRedirect(nil)
+	s.tprotoRESP3.Store(false)
 	if s.p.conf().cfg.Listen.Pass != "" {
 		s.authed = false
 		s.cr.SetLimits(resp.UnauthenticatedLimits)

@@ -317,7 +317,7 @@ func (s *session) confirmed(u *uplink, fam uint8, on bool) error {
 
 // pinned reports whether the session needs a live uplink connection even
 // while its client sends nothing: to receive messages or MONITOR lines.
-func (st *replay) pinned() bool { return st.subs.total() > 0 || st.monitor }
+func (st *replay) pinned() bool { return st.subs.total() > 0 || st.monitor || st.track.on }
 
 // ---- moving a pinned session to a new connection at once ----
 

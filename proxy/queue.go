@@ -19,6 +19,7 @@ const (
 	kindExecLearn       // EXEC of a transaction with state changes (fx): learnt from its elements
 	kindSub             // (P|S)(UN)SUBSCRIBE: arg confirmations are its reply (-1: one per subscription, or one)
 	kindMonitor         // MONITOR: on success the connection streams MONITOR lines
+	kindTracking        // CLIENT TRACKING: on success the state is val (options) and peer (REDIRECT), or off if arg is 0
 	kindAuth            // AUTH forwarded (listen.forward_auth): on success the credentials are val (credsVal)
 )
 
@@ -36,6 +37,7 @@ type record struct {
 	wait  int64      // how long it may block, in ns, beyond the time limit; noLimit: no limit
 	val   string     // a value the reply makes part of the session state (a name)
 	fx    []txEffect // kindExecLearn: the queued commands that change the session state
+	peer  *session   // kindTracking: REDIRECT's target
 	arg   int32
 	kind  uint8
 	flags uint8

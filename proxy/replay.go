@@ -16,14 +16,15 @@ type replay struct {
 	db      int64
 	proto   int64
 	name    string
-	libName string // CLIENT SETINFO LIB-NAME
-	libVer  string // CLIENT SETINFO LIB-VER
-	monitor bool   // MONITOR
+	libName string   // CLIENT SETINFO LIB-NAME
+	libVer  string   // CLIENT SETINFO LIB-VER
+	monitor bool     // MONITOR
+	subs    subSet   // channels, patterns and shard channels, as confirmed
+	track   tracking // CLIENT TRACKING
 
 	// CLIENT REPLY OFF or SKIP in force: the request goroutine's state,
 	// set on the copy a session dials with. Replayed last: no reply comes.
 	replyOff, replySkip bool
-	subs                subSet // channels, patterns and shard channels, as confirmed
 
 	// With listen.forward_auth, the client's last credentials Redis
 	// accepted (user "" for AUTH <pass>), replayed in place of the
@@ -87,6 +88,13 @@ func (st replay) commands(b []byte, t *target, withID bool) ([]byte, []replayed)
 	if st.libVer != "" {
 		add(true, "CLIENT", "SETINFO", "LIB-VER", st.libVer)
 	}
+	if st.track.on {
+		args := []string{"CLIENT", "TRACKING", "ON"}
+		if t := st.track.redirect; t != nil {
+			args = append(args, "REDIRECT", strconv.FormatInt(t.upID.Load(), 10))
+		}
+		add(st.track.redirect != nil, append(args, st.track.opts...)...)
+	}
 	if withID {
 		add(true, "CLIENT", "ID")
 	}
@@ -120,6 +128,12 @@ func (st *replay) learn(rec *record, ok bool) {
 		st.name = rec.val
 	case kindMonitor:
 		st.monitor = true
+	case kindTracking:
+		if rec.arg == 0 {
+			st.track = tracking{}
+		} else {
+			st.track = tracking{on: true, opts: decodeTracking(rec.val), redirect: rec.peer}
+		}
 	case kindSetInfo:
 		if rec.arg == setInfoLibName {
 			st.libName = rec.val

@@ -25,6 +25,9 @@ func (s *session) replies() {
 			continue
 		}
 		s.swallow = h.u.swallow
+		if h.u.tracked {
+			s.invalidateAll() // before any reply from the new connection
+		}
 		err := s.pump(h.u)
 		h.u.dropReader()
 		if s.closing() {
@@ -198,8 +201,16 @@ func cutErr(rep resp.Reply, err error) error {
 func (s *session) answered(rec *record, rep resp.Reply) {
 	ok := !rep.IsError()
 	s.st.learn(rec, ok)
-	if rec.kind == kindMonitor {
+	switch rec.kind {
+	case kindMonitor:
 		s.pinned.Store(s.st.pinned())
+	case kindHello:
+		s.tprotoRESP3.Store(s.st.proto == 3)
+	case kindTracking:
+		if ok {
+			s.setRedirect(s.st.track.redirect)
+			s.pinned.Store(s.st.pinned())
+		}
 	}
 	if !ok {
 		s.stats.errors.Add(1)

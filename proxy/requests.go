@@ -374,6 +374,9 @@ var errRedial = errors.New("move to a new uplink connection")
 func (s *session) moveNow() {
 	s.redial.Store(false)
 	s.dialErr = nil
+	if s.repoint.Swap(false) {
+		s.retire() // its REDIRECT names a connection that is gone
+	}
 	old := s.up
 	err := s.ensureUplink()
 	switch {
@@ -466,6 +469,7 @@ func (s *session) redialAs(creds string) error {
 // connection to the reply goroutine.
 func (s *session) dialUplink(conf *runtimeConfig, st replay) error {
 	st.replyOff, st.replySkip = s.replyOff, s.replySkip > 0
+	s.awaitRedirectTarget(conf.target.gen, conf.limit)
 	ctx, cancel := context.WithTimeout(context.Background(), conf.limit)
 	defer cancel()
 	u, err := conf.target.dial(ctx, st, s.wrapUplink)
@@ -489,6 +493,10 @@ func (s *session) dialUplink(conf *runtimeConfig, st replay) error {
 	case s.upCh <- handoff{u: u, first: s.q.tail.Load()}:
 	case <-s.done:
 		return errSessionClosed
+	}
+	s.connected.notify()
+	if s.trackers.Load() > 0 {
+		s.repointTrackers() // their REDIRECT must name this new connection
 	}
 	return nil
 }

@@ -46,23 +46,28 @@ type session struct {
 	start  time.Time
 
 	// Shared by the pair, each through its own discipline.
-	q         *ring        // records of forwarded commands: requests push, replies pop
-	hold      hold         // pause units in flight: changed only through p.gate
-	blocked   atomic.Int32 // blocking commands in flight: requests add, replies subtract
-	upID      atomic.Int64 // the uplink connection's CLIENT ID (0: none yet), for CLIENT UNBLOCK
-	pinned    atomic.Bool  // subscribed or MONITOR: moved to a new connection at once (replies write)
-	redial    atomic.Bool  // a move is due: the request goroutine dials at once
-	move      mover
-	tx        txShared               // what both know of transactions (txn.go)
-	upCh      chan handoff           // requests -> replies: the next uplink connection
-	cur       atomic.Pointer[uplink] // the connection in use, for closing from outside
-	done      chan struct{}          // closed by close: both goroutines stop
-	closeOnce sync.Once
-	reason    error         // why it closed; written once by close, read after done
-	outMu     sync.Mutex    // the client writer: whoever writes to the client holds it
-	cw        *bufio.Writer // under outMu; nil between batches (pooled)
-	ended     int32         // under outMu: units whose replies await the next flush
-	stats     sessionStats  // counters, each written by one goroutine, read by Status
+	q           *ring        // records of forwarded commands: requests push, replies pop
+	hold        hold         // pause units in flight: changed only through p.gate
+	blocked     atomic.Int32 // blocking commands in flight: requests add, replies subtract
+	upID        atomic.Int64 // the uplink connection's CLIENT ID (0: none yet), for CLIENT UNBLOCK
+	pinned      atomic.Bool  // subscribed or MONITOR: moved to a new connection at once (replies write)
+	redial      atomic.Bool  // a move is due: the request goroutine dials at once
+	move        mover
+	connected   connNotify              // a new uplink connection is up (tracking.go)
+	redirectTo  atomic.Pointer[session] // CLIENT TRACKING REDIRECT's target (replies write)
+	trackers    atomic.Int32            // sessions whose REDIRECT names this one
+	repoint     atomic.Bool             // REDIRECT's target moved: leave the connection for a new one
+	tprotoRESP3 atomic.Bool             // the client speaks RESP3 (replies write), for invalidations sent to it
+	tx          txShared                // what both know of transactions (txn.go)
+	upCh        chan handoff            // requests -> replies: the next uplink connection
+	cur         atomic.Pointer[uplink]  // the connection in use, for closing from outside
+	done        chan struct{}           // closed by close: both goroutines stop
+	closeOnce   sync.Once
+	reason      error         // why it closed; written once by close, read after done
+	outMu       sync.Mutex    // the client writer: whoever writes to the client holds it
+	cw          *bufio.Writer // under outMu; nil between batches (pooled)
+	ended       int32         // under outMu: units whose replies await the next flush
+	stats       sessionStats  // counters, each written by one goroutine, read by Status
 
 	// The request goroutine's own.
 	rawc      *sockWait // the client's socket when plain TCP: idle waits hold no buffer
@@ -138,6 +143,7 @@ func (s *session) serve() {
 		u.conn.Close()
 	}
 	s.p.gate.release(&s.hold)
+	s.setRedirect(nil)
 	s.p.unregister(s)
 	reason := s.reason
 	if reason == nil {

@@ -46,6 +46,7 @@ type uplink struct {
 	gen     uint64
 	id      int64       // its CLIENT ID (client connections only)
 	swallow int         // confirmations of the re-subscription still to come (pubsub.go)
+	tracked bool        // CLIENT TRACKING was replayed on it (tracking.go)
 	dead    atomic.Bool // its read side failed: dial again before the next command
 }
 
@@ -109,6 +110,7 @@ func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplin
 // prepare sends what st.commands lists, pipelined, and checks every reply.
 func (u *uplink) prepare(t *target, st replay, withID bool) error {
 	b, sent := st.commands(nil, t, withID)
+	u.tracked = st.track.on
 	// The subscriptions go in the same round trip; their confirmations
 	// are swallowed by the reply goroutine, which tells them from the
 	// messages that may come between them.
