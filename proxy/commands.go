@@ -46,6 +46,10 @@ const (
 	cmdBlocking                    // may block: its own timeout is its time limit (blocking.go)
 	cmdSubscribe                   // (P|S)(UN)SUBSCRIBE: confirmations are its reply (pubsub.go)
 	cmdMonitor                     // MONITOR: a stream of lines follows its reply
+	cmdScan                        // SCAN: its cursor restarts on another server (server.go)
+	cmdKeyScan                     // SSCAN, HSCAN, ZSCAN: the same, after the key
+	cmdScript                      // SCRIPT LOAD: the script is kept for a new server
+	cmdEval                        // EVAL, EVAL_RO: likewise
 )
 
 // classify looks a command name up, ignoring case, without allocating.
@@ -61,6 +65,10 @@ func classify(name []byte) cmdClass {
 			return cmdExec
 		case resp.Equal(name, "SYNC"):
 			return cmdUnsupported
+		case resp.Equal(name, "SCAN"):
+			return cmdScan
+		case resp.Equal(name, "EVAL"):
+			return cmdEval
 		}
 	case 5:
 		switch {
@@ -72,6 +80,8 @@ func classify(name []byte) cmdClass {
 			return cmdMulti
 		case resp.Equal(name, "WATCH"):
 			return cmdWatch
+		case resp.Equal(name, "SSCAN"), resp.Equal(name, "HSCAN"), resp.Equal(name, "ZSCAN"):
+			return cmdKeyScan
 		case resp.Equal(name, "PSYNC"):
 			return cmdUnsupported
 		}
@@ -81,6 +91,8 @@ func classify(name []byte) cmdClass {
 			return cmdSelect
 		case resp.Equal(name, "CLIENT"):
 			return cmdClient
+		case resp.Equal(name, "SCRIPT"):
+			return cmdScript
 		}
 	case 7:
 		switch {
@@ -90,6 +102,8 @@ func classify(name []byte) cmdClass {
 			return cmdUnwatch
 		case resp.Equal(name, "MONITOR"):
 			return cmdMonitor
+		case resp.Equal(name, "EVAL_RO"):
+			return cmdEval
 		}
 	}
 	if blockingKind(name) != 0 {
@@ -154,6 +168,10 @@ func (s *session) command(argc int, name []byte) error {
 		return s.blocking(blockingKind(name))
 	case cmdSubscribe:
 		return s.subscribe(argc, name)
+	case cmdScan, cmdKeyScan:
+		return s.scan(argc, c == cmdKeyScan)
+	case cmdScript, cmdEval:
+		return s.script(argc, c == cmdScript)
 	case cmdMonitor:
 		if s.txn.open {
 			return s.forward(record{kind: kindPlain})
@@ -395,6 +413,21 @@ func (s *session) client(argc int) error {
 				// Not a client of this proxy: followed as given, never moved.
 				return s.forward(record{kind: kindPlain})
 			}
+		}
+		return s.forward(rec)
+	case resp.Equal(sub, "NO-EVICT") && argc == 3 && !s.txn.open:
+		mode, err := s.cr.Arg()
+		if err != nil {
+			return s.forwardIfTooLong(err)
+		}
+		s.hdr = resp.AppendBulk(s.hdr, mode)
+		rec := record{kind: kindNoEvict}
+		switch {
+		case resp.Equal(mode, "ON"):
+			rec.arg = 1
+		case resp.Equal(mode, "OFF"):
+		default:
+			rec.kind = kindPlain // Redis answers the error
 		}
 		return s.forward(rec)
 	case resp.Equal(sub, "SETNAME") && argc == 3:

@@ -84,7 +84,8 @@ type Proxy struct {
 	rejected             atomic.Uint64
 	dialLog              logLimiter
 
-	hist history
+	hist    history
+	scripts scriptCache
 
 	statMu      sync.Mutex
 	pauseHist   [len(pauseBounds)]uint64

@@ -19,6 +19,7 @@ const (
 	kindExecLearn       // EXEC of a transaction with state changes (fx): learnt from its elements
 	kindSub             // (P|S)(UN)SUBSCRIBE: arg confirmations are its reply (-1: one per subscription, or one)
 	kindMonitor         // MONITOR: on success the connection streams MONITOR lines
+	kindNoEvict         // CLIENT NO-EVICT: on success it is arg (1 on, 0 off)
 	kindTracking        // CLIENT TRACKING: on success the state is val (options) and peer (REDIRECT), or off if arg is 0
 	kindAuth            // AUTH forwarded (listen.forward_auth): on success the credentials are val (credsVal)
 )
@@ -28,6 +29,7 @@ const (
 	flagName                       // the command set a name (HELLO SETNAME)
 	flagEndsTx                     // EXEC or DISCARD of transaction arg: its reply ends the transaction's unit
 	flagBlocks                     // a command that may block (blocking.go): wait says for how long
+	flagScan                       // a SCAN-family command: its cursor may restart (server.go)
 	flagAuth                       // HELLO AUTH forwarded: val is the name (if flagName), NUL, credsVal
 )
 

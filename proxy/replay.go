@@ -19,6 +19,7 @@ type replay struct {
 	libName string   // CLIENT SETINFO LIB-NAME
 	libVer  string   // CLIENT SETINFO LIB-VER
 	monitor bool     // MONITOR
+	noEvict bool     // CLIENT NO-EVICT on
 	subs    subSet   // channels, patterns and shard channels, as confirmed
 	track   tracking // CLIENT TRACKING
 
@@ -88,6 +89,9 @@ func (st replay) commands(b []byte, t *target, withID bool) ([]byte, []replayed)
 	if st.libVer != "" {
 		add(true, "CLIENT", "SETINFO", "LIB-VER", st.libVer)
 	}
+	if st.noEvict {
+		add(true, "CLIENT", "NO-EVICT", "on")
+	}
 	if st.track.on {
 		args := []string{"CLIENT", "TRACKING", "ON"}
 		if t := st.track.redirect; t != nil {
@@ -128,6 +132,8 @@ func (st *replay) learn(rec *record, ok bool) {
 		st.name = rec.val
 	case kindMonitor:
 		st.monitor = true
+	case kindNoEvict:
+		st.noEvict = rec.arg == 1
 	case kindTracking:
 		if rec.arg == 0 {
 			st.track = tracking{}

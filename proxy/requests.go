@@ -278,6 +278,9 @@ func (s *session) forward(rec record) error {
 		s.clock = s.p.now()
 	}
 	u := s.up
+	if rec.flags&flagScan != 0 {
+		s.fixCursor()
+	}
 	silent := s.silent()
 	if silent {
 		// CLIENT REPLY OFF or SKIP: Redis sends no reply, so no record

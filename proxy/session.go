@@ -70,21 +70,24 @@ type session struct {
 	stats       sessionStats  // counters, each written by one goroutine, read by Status
 
 	// The request goroutine's own.
-	rawc      *sockWait // the client's socket when plain TCP: idle waits hold no buffer
-	cpre      preload
-	cbr       *bufio.Reader // nil while idle (pooled)
-	cr        *resp.Reader
-	up        *uplink
-	authed    bool
-	txn       txn
-	replyOff  bool          // CLIENT REPLY OFF: no command gets a reply
-	replySkip int           // CLIENT REPLY SKIP: the next this many commands get none
-	dialErr   error         // the last dial's error, kept for the rest of the batch
-	moveWait  time.Duration // the wait before the next try to move to a new connection
-	clock     int64         // proxy clock at the last read from the client or the last wait: a command's sent time
-	hdr       []byte
-	argBuf    []byte
-	args      [][]byte
+	rawc       *sockWait // the client's socket when plain TCP: idle waits hold no buffer
+	cpre       preload
+	cbr        *bufio.Reader // nil while idle (pooled)
+	cr         *resp.Reader
+	up         *uplink
+	authed     bool
+	txn        txn
+	replyOff   bool          // CLIENT REPLY OFF: no command gets a reply
+	scanGen    uint64        // the uplink generation the last SCAN-family command went to
+	cursorAt   int           // where the SCAN command's cursor starts in hdr
+	cursorZero bool          // its cursor is 0
+	replySkip  int           // CLIENT REPLY SKIP: the next this many commands get none
+	dialErr    error         // the last dial's error, kept for the rest of the batch
+	moveWait   time.Duration // the wait before the next try to move to a new connection
+	clock      int64         // proxy clock at the last read from the client or the last wait: a command's sent time
+	hdr        []byte
+	argBuf     []byte
+	args       [][]byte
 
 	// The reply goroutine's own. The request goroutine reads st only while
 	// the reply goroutine waits for an uplink connection (after a handoff).

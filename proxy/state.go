@@ -277,6 +277,13 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 		p.waitDrained(nil)
 		p.log.Info("paused for the switch", "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	}
+	if switching {
+		// Scripts do not replicate: the new server gets them before any
+		// client goes on.
+		if err := p.loadScripts(conf.target, conf.limit); err != nil {
+			p.log.Warn("reload: scripts not loaded into the new uplink", "uplink", conf.target.addr, "err", err)
+		}
+	}
 	p.confp.Store(conf)
 	p.logMessages.Store(cfg.LogMessages)
 	c := changeSettings
