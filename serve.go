@@ -46,6 +46,7 @@ func serve(ctx context.Context, path string, log *slog.Logger, start time.Time) 
 		Logger:     log,
 		Version:    ver,
 		LoadConfig: func() (*config.Config, error) { return config.Load(path) },
+		ConfigPath: path,
 	})
 	if err != nil {
 		logErrors(log, "cannot start", err)

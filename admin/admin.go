@@ -29,6 +29,12 @@ type Controller interface {
 	Reload(ctx context.Context) error
 	ReloadAsync() error
 	TerminateRawConnections() int
+	// Switch moves the proxy and its peers to another primary and
+	// returns the report; SwitchAsync starts it; Retarget moves the
+	// clients to another server and nothing else.
+	Switch(ctx context.Context, to string, attach bool) (proxy.SwitchReport, error)
+	SwitchAsync(to string, attach bool) error
+	Retarget(ctx context.Context, to string) error
 }
 
 var _ Controller = (*proxy.Proxy)(nil)
@@ -44,7 +50,8 @@ type handler struct {
 //	GET  /info.json      proxy.Status as JSON
 //	GET  /metrics        Prometheus text exposition
 //	GET  /healthz        200 "ok" while running or paused, else 503
-//	POST /cmd/           cmd=pause|pause-async|unpause|reload|reload-async|terminate-raw-connections
+//	POST /cmd/           cmd=pause|pause-async|unpause|reload|reload-async|terminate-raw-connections|
+//	                     switch|switch-async|retarget
 //	GET  /debug/pprof/   net/http/pprof
 //
 // With admin.pass set, every path but /healthz needs HTTP Basic auth. A

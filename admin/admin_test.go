@@ -131,6 +131,19 @@ func (f *fake) Unpause() error {
 func (f *fake) Reload(ctx context.Context) error { return f.call("reload", ctx) }
 func (f *fake) ReloadAsync() error               { return f.call("reload-async", nil) }
 
+func (f *fake) Switch(ctx context.Context, to string, attach bool) (proxy.SwitchReport, error) {
+	err := f.call("switch", ctx)
+	rep := proxy.SwitchReport{State: "done", OK: err == nil, From: f.cfg.Uplink.Addr, To: to, Phases: []proxy.Phase{}}
+	if err != nil {
+		rep.State, rep.Error = "failed", err.Error()
+	}
+	return rep, err
+}
+func (f *fake) SwitchAsync(to string, attach bool) error { return f.call("switch-async", nil) }
+func (f *fake) Retarget(ctx context.Context, to string) error {
+	return f.call("retarget", ctx)
+}
+
 func (f *fake) TerminateRawConnections() int {
 	f.call("terminate-raw-connections", nil)
 	f.mu.Lock()

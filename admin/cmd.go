@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,7 +22,8 @@ const (
 )
 
 // commands are the values of cmd, in the order the page shows them.
-var commands = []string{"pause", "pause-async", "unpause", "reload", "reload-async", "terminate-raw-connections"}
+var commands = []string{"pause", "pause-async", "unpause", "reload", "reload-async", "terminate-raw-connections",
+	"switch", "switch-async", "retarget"}
 
 // parseForm reads the query and an urlencoded or multipart body into r.Form.
 func parseForm(r *http.Request) error {
@@ -80,6 +82,23 @@ func (h *handler) cmd(w http.ResponseWriter, r *http.Request) {
 	case "terminate-raw-connections":
 		n := h.c.TerminateRawConnections()
 		closed = &n
+	case "switch":
+		h.doSwitch(ctx, w, r, start)
+		return
+	case "switch-async":
+		to, attach, ferr := switchArgs(r)
+		if ferr != "" {
+			writeJSON(w, http.StatusBadRequest, reply{Error: ferr})
+			return
+		}
+		err = h.c.SwitchAsync(to, attach)
+	case "retarget":
+		to, _, ferr := switchArgs(r)
+		if ferr != "" {
+			writeJSON(w, http.StatusBadRequest, reply{Error: ferr})
+			return
+		}
+		err = h.c.Retarget(ctx, to)
 	default:
 		writeJSON(w, http.StatusBadRequest, reply{Error: fmt.Sprintf("unknown cmd %.40q; %s", name, valid)})
 		return
@@ -91,13 +110,66 @@ func (h *handler) cmd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Warn("admin: command failed", "err", err)
-	code := http.StatusInternalServerError
+	writeJSON(w, errorCode(err), reply{Error: err.Error()})
+}
+
+// errorCode is the status of a command's error: 400 for a config that
+// does not prove or a refusal before anything changed, 409 for one not
+// possible in this state, 500 otherwise.
+func errorCode(err error) int {
 	var cerr *proxy.ConfigError
 	switch {
-	case errors.As(err, &cerr):
-		code = http.StatusBadRequest
+	case errors.As(err, &cerr), errors.Is(err, proxy.ErrRefused):
+		return http.StatusBadRequest
 	case errors.Is(err, proxy.ErrState):
-		code = http.StatusConflict
+		return http.StatusConflict
 	}
-	writeJSON(w, code, reply{Error: err.Error()})
+	return http.StatusInternalServerError
+}
+
+// switchArgs reads to= and attach= of switch, switch-async and retarget;
+// a non-empty third value is why they are refused. A missing or bad to=
+// is left to the proxy, which refuses it with the reason.
+func switchArgs(r *http.Request) (to string, attach bool, refusal string) {
+	if len(r.Form["to"]) > 1 {
+		return "", false, "to given more than once"
+	}
+	switch a := r.Form.Get("attach"); a {
+	case "", "no":
+	case "yes":
+		attach = true
+	default:
+		return "", false, fmt.Sprintf("attach=%.40q: want yes or no", a)
+	}
+	return strings.TrimSpace(r.Form.Get("to")), attach, ""
+}
+
+// doSwitch runs cmd=switch and answers with the report: every key of it,
+// ok and error included, with 200, 400, 409 or 500.
+func (h *handler) doSwitch(ctx context.Context, w http.ResponseWriter, r *http.Request, start time.Time) {
+	to, attach, refusal := switchArgs(r)
+	if refusal != "" {
+		writeJSON(w, http.StatusBadRequest, reply{Error: refusal})
+		return
+	}
+	rep, err := h.c.Switch(ctx, to, attach)
+	if rep.Phases == nil {
+		rep.Phases = []proxy.Phase{}
+	}
+	code := http.StatusOK
+	log := h.log.With("cmd", "switch", "to", to, "remote", r.RemoteAddr, "duration_ms", time.Since(start).Milliseconds())
+	if err != nil {
+		code = errorCode(err)
+		rep.OK = false
+		if rep.Error == "" {
+			rep.Error = err.Error()
+		}
+		log.Warn("admin: command failed", "err", err, "rolled_back", rep.RolledBack)
+	} else {
+		log.Info("admin: command done", "paused_ms", rep.PausedMS)
+	}
+	b, _ := json.Marshal(rep) // cannot fail: strings, bools, numbers
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
 }

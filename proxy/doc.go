@@ -10,6 +10,8 @@
 //
 //	proxy.go      Proxy: New, Start, the accept loop, the session registry, Shutdown, Status
 //	state.go      the state machine: pause, unpause, reload, and how they meet
+//	switch.go     Switch: move this proxy and its peers to a replica, phase by phase, with no write lost
+//	retarget.go   Retarget, and moving every client to another uplink (a reload's move, reused by a switch)
 //	gate.go       the pause gate and each session's hold on it: all pause bookkeeping
 //	session.go    a session's fields (by owner) and lifecycle; apply, how the state machine reaches it
 //	requests.go   the request goroutine: read, forward, the proxy's own replies, dialing

@@ -32,6 +32,10 @@ type Options struct {
 	// LoadConfig reads the configuration again for a reload (the file
 	// named by -f). Reload fails with a ConfigError when it is nil.
 	LoadConfig func() (*config.Config, error)
+	// ConfigPath is the configuration file (the file named by -f): a
+	// switch or a retarget writes the new uplink.addr into it. "" writes
+	// nothing (and a restart goes back to the old uplink).
+	ConfigPath string
 }
 
 // runtimeConfig is the configuration in force and what is derived from it;
@@ -50,6 +54,7 @@ type Proxy struct {
 	log        *slog.Logger
 	version    string
 	loadConfig func() (*config.Config, error)
+	configPath string
 	epoch      time.Time
 
 	confp       atomic.Pointer[runtimeConfig]
@@ -87,6 +92,11 @@ type Proxy struct {
 	hist    history
 	scripts scriptCache
 
+	// The last (or the running) switch (switch.go).
+	swMu     sync.Mutex
+	sw       SwitchReport
+	switches atomic.Uint64
+
 	statMu      sync.Mutex
 	pauseHist   [len(pauseBounds)]uint64
 	pauseCount  uint64
@@ -106,6 +116,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		log:        log,
 		version:    opts.Version,
 		loadConfig: opts.LoadConfig,
+		configPath: opts.ConfigPath,
 		epoch:      time.Now(),
 		state:      StateStarting,
 		stateSince: time.Now(),
@@ -372,7 +383,7 @@ func (p *Proxy) Status() Status {
 		RawConnections:  p.raw.count(),
 		Config:          conf.cfg.Sanitized(),
 		History:         p.hist.list(),
-		Switch:          SwitchReport{State: "idle", Phases: []Phase{}},
+		Switch:          p.switchReport(),
 		Counters: Counters{
 			Commands:             t.commands,
 			Errors:               t.errors,
@@ -381,6 +392,7 @@ func (p *Proxy) Status() Status {
 			Reloads:              p.reloads.Load(),
 			ReloadsFailed:        p.reloadsFailed.Load(),
 			Pauses:               p.pauses.Load(),
+			Switches:             p.switches.Load(),
 			ClientsAccepted:      p.accepted.Load(),
 			ClientsRejected:      p.rejected.Load(),
 		},

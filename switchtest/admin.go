@@ -77,6 +77,7 @@ type proxyInfo struct {
 		Reloads              uint64  `json:"reloads"`
 		ReloadsFailed        uint64  `json:"reloads_failed"`
 		Pauses               uint64  `json:"pauses"`
+		Switches             uint64  `json:"switches"`
 		ClientsAccepted      uint64  `json:"clients_accepted"`
 		LastPauseMS          float64 `json:"last_pause_ms"`
 		LastReloadMS         float64 `json:"last_reload_ms"`

@@ -133,6 +133,7 @@ flags:
 	fs.StringVar(&o.ProxyBin, "proxy", "", "prebuilt redis-proxy binary (default: go build this repository into the temp dir)")
 	fs.StringVar(&o.RedisServer, "redis-server", "", "redis-server binary (default: $REDIS_SERVER, else redis-server from PATH)")
 	fs.IntVar(&o.ReadTimeLimitMS, "read-time-limit", 5000, "the proxy's read_time_limit_ms")
+	fs.BoolVar(&o.Manual, "manual", false, "switch the manual way (cmd=pause, REPLICAOF, config file, cmd=reload, cmd=unpause) instead of cmd=switch")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the temp dir: proxy binary, config, proxy and redis-server logs")
 	fs.BoolVar(&o.Verbose, "v", false, "verbose: every step of every switch, and the proxy's log on stderr")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON instead of text")

@@ -83,6 +83,7 @@ type ProxyEnd struct {
 	TimeLimitDisconnects uint64   `json:"time_limit_disconnects"`
 	UplinkDialErrors     uint64   `json:"uplink_dial_errors"`
 	Pauses               uint64   `json:"pauses"`
+	Switches             uint64   `json:"switches"` // done with cmd=switch
 	Reloads              uint64   `json:"reloads"`
 	ReloadsFailed        uint64   `json:"reloads_failed"`
 	ExitCode             int      `json:"exit_code"`
@@ -173,6 +174,7 @@ func (rep *Report) setProxy(info proxyInfo) {
 	rep.Proxy.TimeLimitDisconnects = c.TimeLimitDisconnects
 	rep.Proxy.UplinkDialErrors = c.UplinkDialErrors
 	rep.Proxy.Pauses = c.Pauses
+	rep.Proxy.Switches = c.Switches
 	rep.Proxy.Reloads = c.Reloads
 	rep.Proxy.ReloadsFailed = c.ReloadsFailed
 }

@@ -27,6 +27,7 @@ type options struct {
 	RedisServer     string
 	ReadTimeLimitMS int
 	Keep            bool
+	Manual          bool // the manual runbook (pause, REPLICAOF, reload, unpause) instead of cmd=switch
 	Verbose         bool
 	Log             io.Writer // progress lines; nil: none
 

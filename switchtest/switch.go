@@ -53,8 +53,9 @@ type switchAborted struct {
 
 func (e *switchAborted) Error() string { return e.step + ": " + e.err.Error() }
 
-// doSwitch moves the proxy from r.cur to a fresh redis-server, the way an
-// operator's runbook does:
+// doSwitch moves the proxy from r.cur to a fresh redis-server: with
+// cmd=switch (cmdswitch.go), or with -manual the way the fallback runbook
+// of doc/operations.md does, step by step (switchSteps):
 //
 //  1. start a new, empty redis-server
 //  2. REPLICAOF the current one; wait for the initial sync, and until the
@@ -78,7 +79,12 @@ func (r *runner) doSwitch(ctx context.Context) SwitchResult {
 		res.WritesPerS = float64(w-r.markWrites) / d.Seconds()
 		r.mark, r.markWrites = now, w
 	}
-	err := r.switchSteps(ctx, &res)
+	var err error
+	if r.o.Manual || r.o.inject != "" {
+		err = r.switchSteps(ctx, &res)
+	} else {
+		err = r.cmdSwitch(ctx, &res)
+	}
 	r.ev.setPhase("load")
 	if err != nil {
 		var a *switchAborted

@@ -67,7 +67,8 @@ func TestSwitchUnderLoad(t *testing.T) {
 	}{
 		{"switches done", rep.SwitchesDone, 5},
 		{"proxy pauses", rep.Proxy.Pauses, uint64(5)},
-		{"proxy reloads", rep.Proxy.Reloads, uint64(5)},
+		{"proxy switches (cmd=switch)", rep.Proxy.Switches, uint64(5)},
+		{"proxy reloads", rep.Proxy.Reloads, uint64(0)},
 		{"proxy clients accepted", rep.Proxy.ClientsAccepted, uint64(20)},
 		{"writes checked = writes acknowledged", rep.Verification.WritesChecked, rep.WritesAcked},
 		{"distinct servers used", len(rep.Switches) + 1, 6},
