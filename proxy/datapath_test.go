@@ -389,7 +389,6 @@ func TestUnsupportedCommands(t *testing.T) {
 		want := fmt.Sprintf("(error) ERR proxy: '%s' is not supported", strings.ToLower(cmd[0].(string)))
 		expect(t, c, want, cmd...)
 	}
-	expect(t, c, "(error) ERR proxy: 'client reply' is not supported", "CLIENT", "REPLY", "OFF")
 	expect(t, c, "PONG", "PING")
 }
 

@@ -121,8 +121,7 @@ func (p *Proxy) moveTo(cfg *config.Config) error {
 	if prev == StateRunning {
 		p.waitDrained(nil)
 	}
-	p.confp.Store(conf)
-	p.forEachSession(func(s *session) { s.apply(changeUplink) })
+	p.installUplink(conf)
 	p.mu.Lock()
 	if p.state == StateReloading { // not if a stop came meanwhile
 		p.setState(prev)

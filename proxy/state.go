@@ -278,27 +278,12 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 		p.log.Info("paused for the switch", "duration_ms", float64(time.Since(start).Microseconds())/1000)
 	}
 	if switching {
-		// Scripts do not replicate: the new server gets them before any
-		// client goes on.
-		if err := p.loadScripts(conf.target, conf.limit); err != nil {
-			p.log.Warn("reload: scripts not loaded into the new uplink", "uplink", conf.target.addr, "err", err)
-		}
+		p.installUplink(conf)
+	} else {
+		p.confp.Store(conf)
+		p.forEachSession(func(s *session) { s.apply(changeSettings) })
 	}
-	p.confp.Store(conf)
 	p.logMessages.Store(cfg.LogMessages)
-	c := changeSettings
-	if switching {
-		c = changeUplink // no command can reach the old uplink any more
-	}
-	var moves []<-chan struct{}
-	p.forEachSession(func(s *session) {
-		if ch := s.apply(c); ch != nil {
-			moves = append(moves, ch)
-		}
-	})
-	// Subscribers are on the new uplink, subscribed again, before any
-	// waiting command goes on (bounded by the time limit).
-	waitAll(moves, conf.limit)
 
 	p.mu.Lock()
 	if p.state == StateReloading { // not if a stop came meanwhile
@@ -309,6 +294,26 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 	}
 	p.mu.Unlock()
 	return config.Diff(old.cfg, cfg), nil
+}
+
+// installUplink puts conf, whose uplink is another server, in force
+// while the gate is closed, and moves every client to it: the scripts
+// loaded through the proxy go first (they do not replicate), then every
+// session leaves its connection; subscribers and tracking clients move at
+// once, and are subscribed again before this returns (bounded by the
+// time limit), so that no waiting command goes on before them.
+func (p *Proxy) installUplink(conf *runtimeConfig) {
+	if err := p.loadScripts(conf.target, conf.limit); err != nil {
+		p.log.Warn("scripts not loaded into the new uplink", "uplink", conf.target.addr, "err", err)
+	}
+	p.confp.Store(conf)
+	var moves []<-chan struct{}
+	p.forEachSession(func(s *session) {
+		if ch := s.apply(changeUplink); ch != nil {
+			moves = append(moves, ch)
+		}
+	})
+	waitAll(moves, conf.limit)
 }
 
 // waitAll waits until every channel is closed, or d has passed.
