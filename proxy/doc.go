@@ -23,6 +23,7 @@
 //	buffers.go    pooled buffers and idle waits that hold none
 //	peer_*.go     whether a client has closed its side of the connection
 //	msglog.go     log_messages: commands and replies rendered, secrets masked
+//	health.go     the uplink health checks (PING, INFO replication) on the proxy's own connection; parseReplication
 //	stats.go      counters and histograms
 //	status.go     the exported types of Status
 //	raw.go        the raw relay (listen_raw)

@@ -86,6 +86,9 @@ type Proxy struct {
 
 	hist history
 
+	health     healthState        // the uplink health checks (health.go)
+	stopHealth context.CancelFunc // ends the check loop (Shutdown)
+
 	statMu      sync.Mutex
 	pauseHist   [len(pauseBounds)]uint64
 	pauseCount  uint64
@@ -112,6 +115,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		sessions:   make(map[*session]struct{}),
 		stopped:    make(chan struct{}),
 	}
+	p.health.kick = make(chan struct{}, 1)
 	p.raw.conns = make(map[net.Conn]struct{})
 	conf, err := buildRuntime(cfg, 1)
 	if err != nil {
@@ -172,6 +176,10 @@ func (p *Proxy) Start() error {
 		p.wg.Add(1)
 		go p.rawLoop(p.rawLn)
 	}
+	hctx, stop := context.WithCancel(context.Background())
+	p.stopHealth = stop
+	p.wg.Add(1)
+	go p.healthLoop(hctx)
 	return nil
 }
 
@@ -315,6 +323,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.cancelPause()
 	p.gate.close()
 	p.mu.Unlock()
+	if p.stopHealth != nil {
+		p.stopHealth()
+	}
 	start := time.Now()
 	if p.ln != nil {
 		p.ln.Close()
@@ -362,7 +373,7 @@ func (p *Proxy) Status() Status {
 		State:           state,
 		Version:         p.version,
 		UptimeS:         since(p.epoch),
-		Uplink:          UplinkInfo{Addr: conf.cfg.Uplink.Addr, TLS: conf.cfg.Uplink.TLS},
+		Uplink:          UplinkInfo{Addr: conf.cfg.Uplink.Addr, TLS: conf.cfg.Uplink.TLS, Health: p.Health()},
 		Listen:          conf.cfg.Listen.Addr,
 		ListenRaw:       conf.cfg.ListenRaw.Addr,
 		Clients:         clients,

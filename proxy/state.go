@@ -279,6 +279,7 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 	}
 	p.confp.Store(conf)
 	p.logMessages.Store(cfg.LogMessages)
+	p.health.reconfigured()
 	c := changeSettings
 	if switching {
 		c = changeUplink // no command can reach the old uplink any more

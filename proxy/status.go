@@ -74,6 +74,10 @@ type Health struct {
 	LastCheck        string `json:"last_check"` // RFC 3339, "" before the first
 	Error            string `json:"error"`
 	MasterReplOffset int64  `json:"master_repl_offset"`
+	// LatencyMS is the last successful check's round trip (PING and
+	// INFO); Failures counts the failed checks since start.
+	LatencyMS float64 `json:"latency_ms"`
+	Failures  uint64  `json:"failures"`
 }
 
 // SwitchReport is the last (or the running) switch, phase by phase.
