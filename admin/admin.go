@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -44,6 +45,7 @@ type handler struct {
 //	GET  /info.json      proxy.Status as JSON
 //	GET  /metrics        Prometheus text exposition
 //	GET  /healthz        200 "ok" while running or paused, else 503
+//	GET  /readyz         200 "ok" when also the uplink's last health check passed with role master, else 503 and why
 //	POST /cmd/           cmd=pause|pause-async|unpause|reload|reload-async|terminate-raw-connections
 //	GET  /debug/pprof/   net/http/pprof
 //
@@ -59,6 +61,7 @@ func Handler(c Controller, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /info.json", h.info)
 	mux.HandleFunc("GET /metrics", h.metrics)
 	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("GET /readyz", h.readyz)
 	// "/cmd" as well, so that a runbook's missing slash is not a redirect
 	// that curl -f would silently accept.
 	for _, p := range []string{"/cmd/{$}", "/cmd"} {
@@ -169,6 +172,44 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, st)
 	}
+}
+
+// readyz is the readiness probe: ready to take traffic while running or
+// paused and the uplink's last health check passed with role master. With
+// health checks off (uplink.check_interval_ms 0) the state alone decides.
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if reason := notReady(h.c.Status()); reason != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, reason)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// notReady returns why st is not ready, or "".
+func notReady(st proxy.Status) string {
+	if st.State != proxy.StateRunning && st.State != proxy.StatePaused {
+		return "state " + string(st.State)
+	}
+	if !checksOn(st) {
+		return ""
+	}
+	hl := st.Uplink.Health
+	switch {
+	case hl.LastCheck == "":
+		return "no health check yet"
+	case !hl.OK:
+		return "uplink health check failed: " + hl.Error
+	case hl.Role != "master":
+		return fmt.Sprintf("uplink role is %s", cmp.Or(hl.Role, "unknown"))
+	}
+	return ""
+}
+
+// checksOn reports whether the uplink health checks run.
+func checksOn(st proxy.Status) bool {
+	return st.Config != nil && st.Config.Uplink.CheckIntervalMS > 0
 }
 
 func (h *handler) info(w http.ResponseWriter, r *http.Request) {

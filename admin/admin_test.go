@@ -47,7 +47,8 @@ func newFake() *fake {
 			State:   proxy.StateRunning,
 			Version: "v1.2.3-test",
 			UptimeS: 3725,
-			Uplink:  proxy.UplinkInfo{Addr: cfg.Uplink.Addr},
+			Uplink: proxy.UplinkInfo{Addr: cfg.Uplink.Addr, Health: proxy.Health{OK: true, Role: "master",
+				LastCheck: "2026-01-02T03:04:05Z", MasterReplOffset: 42, LatencyMS: 0.3}},
 			Listen:  cfg.Listen.Addr,
 			Clients: 3, ActiveRequests: 2, WaitingRequests: 1, RawConnections: 4,
 			Counters: proxy.Counters{Commands: 1234, Errors: 5, Pauses: 2, Reloads: 1, ReloadsFailed: 1,
@@ -190,6 +191,7 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/info.json", 200, "application/json"},
 		{"GET", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8"},
 		{"GET", "/healthz", 200, "text/plain; charset=utf-8"},
+		{"GET", "/readyz", 200, "text/plain; charset=utf-8"},
 		{"GET", "/debug/pprof/", 200, "text/html; charset=utf-8"},
 		{"GET", "/debug/pprof/cmdline", 200, "text/plain; charset=utf-8"},
 		{"GET", "/debug/pprof/goroutine?debug=1", 200, "text/plain; charset=utf-8"},
@@ -399,7 +401,7 @@ func TestAuth(t *testing.T) {
 	paths := []request{
 		{method: "GET", path: "/"}, {method: "GET", path: "/info.json"}, {method: "GET", path: "/metrics"},
 		{method: "GET", path: "/debug/pprof/"}, {method: "GET", path: "/nope"}, {method: "GET", path: "/cmd/"},
-		post("pause"),
+		post("pause"), {method: "GET", path: "/readyz"},
 	}
 	for _, creds := range []map[string]string{
 		nil, basic("ops", "wrong"), basic("root", "s3cret"), basic("", "s3cret"), basic("ops", ""),
@@ -421,7 +423,7 @@ func TestAuth(t *testing.T) {
 	if calls := f.Calls(); len(calls) != 0 {
 		t.Errorf("unauthenticated calls went through: %q", calls)
 	}
-	wantCodes := []int{200, 200, 200, 200, 404, 405, 200}
+	wantCodes := []int{200, 200, 200, 200, 404, 405, 200, 200}
 	for i, rq := range paths {
 		rq.header = basic("ops", "s3cret")
 		if w := serve(t, h, rq); w.Code != wantCodes[i] {
@@ -487,6 +489,41 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
+func TestReadyz(t *testing.T) {
+	good := proxy.Health{OK: true, Role: "master", LastCheck: "2026-01-02T03:04:05Z"}
+	for _, tc := range []struct {
+		name     string
+		state    proxy.State
+		health   proxy.Health
+		interval int
+		code     int
+		body     string
+	}{
+		{"running, master", proxy.StateRunning, good, 1000, 200, "ok\n"},
+		{"paused, master", proxy.StatePaused, good, 1000, 200, "ok\n"},
+		{"pausing", proxy.StatePausing, good, 1000, 503, "state pausing\n"},
+		{"reloading", proxy.StateReloading, good, 1000, 503, "state reloading\n"},
+		{"stopping", proxy.StateStopping, good, 1000, 503, "state stopping\n"},
+		{"starting", proxy.StateStarting, good, 1000, 503, "state starting\n"},
+		{"no check yet", proxy.StateRunning, proxy.Health{}, 1000, 503, "no health check yet\n"},
+		{"check failed", proxy.StateRunning, proxy.Health{LastCheck: good.LastCheck, Error: "dial tcp: connection refused"}, 1000,
+			503, "uplink health check failed: dial tcp: connection refused\n"},
+		{"replica", proxy.StateRunning, proxy.Health{OK: true, Role: "slave", LastCheck: good.LastCheck}, 1000, 503, "uplink role is slave\n"},
+		{"no role", proxy.StateRunning, proxy.Health{OK: true, LastCheck: good.LastCheck}, 1000, 503, "uplink role is unknown\n"},
+		{"checks off", proxy.StateRunning, proxy.Health{}, 0, 200, "ok\n"},
+		{"checks off, paused", proxy.StatePaused, proxy.Health{}, 0, 200, "ok\n"},
+		{"checks off, stopping", proxy.StateStopping, proxy.Health{}, 0, 503, "state stopping\n"},
+	} {
+		f := newFake()
+		f.st.State, f.st.Uplink.Health = tc.state, tc.health
+		f.st.Config.Uplink.CheckIntervalMS = tc.interval
+		w := serve(t, Handler(f, nil), request{method: "GET", path: "/readyz"})
+		if w.Code != tc.code || w.Body.String() != tc.body {
+			t.Errorf("%s: have %d %q, want %d %q", tc.name, w.Code, w.Body, tc.code, tc.body)
+		}
+	}
+}
+
 func TestInfoJSON(t *testing.T) {
 	f := newFake()
 	w := serve(t, Handler(f, nil), request{method: "GET", path: "/info.json"})
@@ -506,6 +543,8 @@ func TestInfoJSON(t *testing.T) {
 		"waiting_requests", "raw_connections", "counters.commands", "counters.errors",
 		"counters.time_limit_disconnects", "counters.uplink_dial_errors", "counters.reloads",
 		"counters.pauses", "config.uplink.addr", "config.admin.pass",
+		"uplink.health.ok", "uplink.health.role", "uplink.health.last_check", "uplink.health.error",
+		"uplink.health.master_repl_offset", "counters.switches", "counters.failovers",
 	} {
 		var v any = m
 		for _, k := range strings.Split(path, ".") {
