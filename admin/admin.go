@@ -30,6 +30,8 @@ type Controller interface {
 	Reload(ctx context.Context) error
 	ReloadAsync() error
 	TerminateRawConnections() int
+	// Clients lists the managed listener's clients, for /clients.json.
+	Clients() []proxy.ClientInfo
 }
 
 var _ Controller = (*proxy.Proxy)(nil)
@@ -44,6 +46,7 @@ type handler struct {
 //	GET  /               HTML status page
 //	GET  /info.json      proxy.Status as JSON
 //	GET  /metrics        Prometheus text exposition
+//	GET  /clients.json   one object per client (proxy.ClientInfo)
 //	GET  /healthz        200 "ok" while running or paused, else 503
 //	GET  /readyz         200 "ok" when also the uplink's last health check passed with role master, else 503 and why
 //	POST /cmd/           cmd=pause|pause-async|unpause|reload|reload-async|terminate-raw-connections
@@ -60,6 +63,7 @@ func Handler(c Controller, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /{$}", h.page)
 	mux.HandleFunc("GET /info.json", h.info)
 	mux.HandleFunc("GET /metrics", h.metrics)
+	mux.HandleFunc("GET /clients.json", h.clients)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /readyz", h.readyz)
 	// "/cmd" as well, so that a runbook's missing slash is not a redirect
@@ -217,6 +221,21 @@ func (h *handler) info(w http.ResponseWriter, r *http.Request) {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		h.log.Error("admin: info.json", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
+func (h *handler) clients(w http.ResponseWriter, r *http.Request) {
+	cs := h.c.Clients()
+	if cs == nil {
+		cs = []proxy.ClientInfo{}
+	}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		h.log.Error("admin: clients.json", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

@@ -33,6 +33,7 @@ type fake struct {
 	closed int
 	ctx    context.Context // of the last Pause or Reload
 	block  bool            // Pause and Reload wait for their context
+	cls    []proxy.ClientInfo
 }
 
 func newFake() *fake {
@@ -132,6 +133,12 @@ func (f *fake) Unpause() error {
 func (f *fake) Reload(ctx context.Context) error { return f.call("reload", ctx) }
 func (f *fake) ReloadAsync() error               { return f.call("reload-async", nil) }
 
+func (f *fake) Clients() []proxy.ClientInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.cls)
+}
+
 func (f *fake) TerminateRawConnections() int {
 	f.call("terminate-raw-connections", nil)
 	f.mu.Lock()
@@ -192,6 +199,7 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8"},
 		{"GET", "/healthz", 200, "text/plain; charset=utf-8"},
 		{"GET", "/readyz", 200, "text/plain; charset=utf-8"},
+		{"GET", "/clients.json", 200, "application/json"},
 		{"GET", "/debug/pprof/", 200, "text/html; charset=utf-8"},
 		{"GET", "/debug/pprof/cmdline", 200, "text/plain; charset=utf-8"},
 		{"GET", "/debug/pprof/goroutine?debug=1", 200, "text/plain; charset=utf-8"},
@@ -401,7 +409,7 @@ func TestAuth(t *testing.T) {
 	paths := []request{
 		{method: "GET", path: "/"}, {method: "GET", path: "/info.json"}, {method: "GET", path: "/metrics"},
 		{method: "GET", path: "/debug/pprof/"}, {method: "GET", path: "/nope"}, {method: "GET", path: "/cmd/"},
-		post("pause"), {method: "GET", path: "/readyz"},
+		post("pause"), {method: "GET", path: "/readyz"}, {method: "GET", path: "/clients.json"},
 	}
 	for _, creds := range []map[string]string{
 		nil, basic("ops", "wrong"), basic("root", "s3cret"), basic("", "s3cret"), basic("ops", ""),
@@ -423,7 +431,7 @@ func TestAuth(t *testing.T) {
 	if calls := f.Calls(); len(calls) != 0 {
 		t.Errorf("unauthenticated calls went through: %q", calls)
 	}
-	wantCodes := []int{200, 200, 200, 200, 404, 405, 200, 200}
+	wantCodes := []int{200, 200, 200, 200, 404, 405, 200, 200, 200}
 	for i, rq := range paths {
 		rq.header = basic("ops", "s3cret")
 		if w := serve(t, h, rq); w.Code != wantCodes[i] {
@@ -521,6 +529,34 @@ func TestReadyz(t *testing.T) {
 		if w.Code != tc.code || w.Body.String() != tc.body {
 			t.Errorf("%s: have %d %q, want %d %q", tc.name, w.Code, w.Body, tc.code, tc.body)
 		}
+	}
+}
+
+func TestClientsJSON(t *testing.T) {
+	f := newFake()
+	h := Handler(f, nil)
+	if w := serve(t, h, request{method: "GET", path: "/clients.json"}); w.Body.String() != "[]\n" {
+		t.Errorf("no clients: %q", w.Body)
+	}
+	f.cls = []proxy.ClientInfo{
+		{ID: 7, Addr: "10.0.0.9:5123", Name: "<app>", DB: 2, Proto: 3, AgeS: 12.5, IdleS: 0.5, Cmd: "BLPOP", Flags: []string{"blocked"}},
+		{ID: 9, Addr: "10.0.0.9:5124", Proto: 2, Flags: []string{}},
+	}
+	w := serve(t, h, request{method: "GET", path: "/clients.json"})
+	var have []map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &have); err != nil {
+		t.Fatalf("%v: %s", err, w.Body)
+	}
+	if len(have) != 2 {
+		t.Fatalf("%s", w.Body)
+	}
+	for _, k := range []string{"id", "addr", "name", "db", "proto", "age_s", "idle_s", "cmd", "flags", "subs"} {
+		if _, ok := have[1][k]; !ok {
+			t.Errorf("no %s in %v", k, have[1])
+		}
+	}
+	if have[0]["name"] != "<app>" || have[0]["cmd"] != "BLPOP" || have[0]["flags"].([]any)[0] != "blocked" || have[0]["db"] != 2.0 {
+		t.Errorf("client: %v", have[0])
 	}
 }
 

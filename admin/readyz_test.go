@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -133,5 +134,30 @@ func TestReadyzReplica(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics has no %s", want)
 		}
+	}
+}
+
+// TestClientsJSONWithProxy: /clients.json over a real proxy lists its
+// clients with what they set.
+func TestClientsJSONWithProxy(t *testing.T) {
+	srv := redistest.Start(t)
+	p, base := startRealProxy(t, srv.Addr, 0)
+	c := redistest.MustDial(t, p.Addr().String())
+	for _, cmd := range [][]any{{"CLIENT", "SETNAME", "worker-7"}, {"SELECT", "4"}} {
+		if v, err := c.Do(cmd...); err != nil || v.String() != "OK" {
+			t.Fatal(cmd, v, err)
+		}
+	}
+	res, err := http.Get(base + "/clients.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var cs []proxy.ClientInfo
+	if err := json.NewDecoder(res.Body).Decode(&cs); err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 1 || cs[0].Name != "worker-7" || cs[0].DB != 4 || cs[0].Addr != c.Conn().LocalAddr().String() || cs[0].Flags == nil {
+		t.Errorf("/clients.json: %+v", cs)
 	}
 }

@@ -24,6 +24,7 @@
 //	peer_*.go     whether a client has closed its side of the connection
 //	msglog.go     log_messages: commands and replies rendered, secrets masked
 //	health.go     the uplink health checks (PING, INFO replication) on the proxy's own connection; parseReplication
+//	clients.go    the client list: what each session shows observers, at no cost to its commands
 //	stats.go      counters and histograms
 //	status.go     the exported types of Status
 //	raw.go        the raw relay (listen_raw)

@@ -189,6 +189,9 @@ func cutErr(rep resp.Reply, err error) error {
 func (s *session) answered(rec *record, rep resp.Reply) {
 	ok := !rep.IsError()
 	s.st.learn(rec, ok)
+	if rec.kind != kindPlain {
+		s.publishView() // SELECT, HELLO, CLIENT SETNAME, EXEC...
+	}
 	if !ok {
 		s.stats.errors.Add(1)
 	}

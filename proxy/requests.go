@@ -264,6 +264,7 @@ func (s *session) forward(rec record) error {
 	if rec.flags&flagBlocks != 0 {
 		s.blocked.Add(1)
 	}
+	s.notePush(s.q.tail.Load())
 	s.q.push(rec)
 	var w io.Writer = u.w()
 	if s.p.logMessages.Load() {
@@ -311,8 +312,12 @@ func (s *session) enter() error {
 	waited := false
 	err := s.p.gate.enter(&s.hold, s.done, func() {
 		waited = true
+		s.obs.waiting.Store(true)
 		s.flushUp()
 	})
+	if waited {
+		s.obs.waiting.Store(false)
+	}
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,24 @@ type Health struct {
 	Failures  uint64  `json:"failures"`
 }
 
+// ClientInfo is one client of the managed listener, for /clients.json.
+type ClientInfo struct {
+	ID    uint64  `json:"id"`
+	Addr  string  `json:"addr"`
+	Name  string  `json:"name"`
+	DB    int64   `json:"db"`
+	Proto int64   `json:"proto"`
+	AgeS  float64 `json:"age_s"`
+	IdleS float64 `json:"idle_s"` // since its last command was read
+	// Cmd is the oldest command sent to Redis and not yet answered (the
+	// first 16 bytes of its name, upper case), or "".
+	Cmd string `json:"cmd"`
+	// Flags: "multi" (inside MULTI), "blocked" (a blocking command in
+	// flight), "waiting" (a command waits for the end of a pause).
+	Flags []string `json:"flags"`
+	Subs  int      `json:"subs"` // subscribed channels and patterns
+}
+
 // SwitchReport is the last (or the running) switch, phase by phase.
 type SwitchReport struct {
 	State      string  `json:"state"` // "idle", "running", "done", "failed"
