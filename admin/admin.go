@@ -32,6 +32,8 @@ type Controller interface {
 	TerminateRawConnections() int
 	// Clients lists the managed listener's clients, for /clients.json.
 	Clients() []proxy.ClientInfo
+	// Charts are the samples of the status page's charts (/info.json "charts").
+	Charts() proxy.Charts
 }
 
 var _ Controller = (*proxy.Proxy)(nil)
@@ -216,9 +218,15 @@ func checksOn(st proxy.Status) bool {
 	return st.Config != nil && st.Config.Uplink.CheckIntervalMS > 0
 }
 
+// infoJSON is /info.json: the status and the charts.
+type infoJSON struct {
+	proxy.Status
+	Charts proxy.Charts `json:"charts"`
+}
+
 func (h *handler) info(w http.ResponseWriter, r *http.Request) {
 	st := h.status()
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := json.MarshalIndent(infoJSON{Status: st, Charts: h.c.Charts()}, "", "  ")
 	if err != nil {
 		h.log.Error("admin: info.json", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)

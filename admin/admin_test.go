@@ -34,6 +34,7 @@ type fake struct {
 	ctx    context.Context // of the last Pause or Reload
 	block  bool            // Pause and Reload wait for their context
 	cls    []proxy.ClientInfo
+	charts proxy.Charts
 }
 
 func newFake() *fake {
@@ -137,6 +138,12 @@ func (f *fake) Clients() []proxy.ClientInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.cls)
+}
+
+func (f *fake) Charts() proxy.Charts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.charts
 }
 
 func (f *fake) TerminateRawConnections() int {
@@ -562,6 +569,9 @@ func TestClientsJSON(t *testing.T) {
 
 func TestInfoJSON(t *testing.T) {
 	f := newFake()
+	f.charts = proxy.Charts{IntervalS: 1, CommandsPerS: []float64{3, 4}, P50MS: []float64{0.1, 0.25}, P99MS: []float64{1, 2.5}}
+	f.st.Switch = proxy.SwitchReport{State: "idle", Phases: []proxy.Phase{}}
+	f.st.History = []proxy.Event{}
 	w := serve(t, Handler(f, nil), request{method: "GET", path: "/info.json"})
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("have %d %q", w.Code, w.Header().Get("Content-Type"))
@@ -581,6 +591,8 @@ func TestInfoJSON(t *testing.T) {
 		"counters.pauses", "config.uplink.addr", "config.admin.pass",
 		"uplink.health.ok", "uplink.health.role", "uplink.health.last_check", "uplink.health.error",
 		"uplink.health.master_repl_offset", "counters.switches", "counters.failovers",
+		"charts.interval_s", "charts.commands_per_s", "charts.p50_ms", "charts.p99_ms",
+		"switch.state", "switch.phases", "history",
 	} {
 		var v any = m
 		for _, k := range strings.Split(path, ".") {
@@ -590,6 +602,9 @@ func TestInfoJSON(t *testing.T) {
 		if v == nil {
 			t.Errorf("info.json has no %s", path)
 		}
+	}
+	if ch, _ := m["charts"].(map[string]any); fmt.Sprint(ch["commands_per_s"], ch["p99_ms"]) != "[3 4] [1 2.5]" {
+		t.Errorf("charts: %v", m["charts"])
 	}
 	if m["state"] != "running" || m["version"] != "v1.2.3-test" || m["clients"] != 3.0 {
 		t.Errorf("values: %s", w.Body)

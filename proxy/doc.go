@@ -25,6 +25,7 @@
 //	msglog.go     log_messages: commands and replies rendered, secrets masked
 //	health.go     the uplink health checks (PING, INFO replication) on the proxy's own connection; parseReplication
 //	clients.go    the client list: what each session shows observers, at no cost to its commands
+//	charts.go     the status page's charts: a ring of per-second samples of the counters
 //	stats.go      counters and histograms
 //	status.go     the exported types of Status
 //	raw.go        the raw relay (listen_raw)

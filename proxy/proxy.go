@@ -87,7 +87,8 @@ type Proxy struct {
 	hist history
 
 	health     healthState        // the uplink health checks (health.go)
-	stopHealth context.CancelFunc // ends the check loop (Shutdown)
+	charts     chartRing          // the status page's charts (charts.go)
+	stopHealth context.CancelFunc // ends the check loop and the chart sampler (Shutdown)
 
 	statMu      sync.Mutex
 	pauseHist   [len(pauseBounds)]uint64
@@ -178,8 +179,9 @@ func (p *Proxy) Start() error {
 	}
 	hctx, stop := context.WithCancel(context.Background())
 	p.stopHealth = stop
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.healthLoop(hctx)
+	go p.chartLoop(hctx)
 	return nil
 }
 

@@ -98,6 +98,15 @@ type ClientInfo struct {
 	Subs  int      `json:"subs"` // subscribed channels and patterns
 }
 
+// Charts are the status page's charts: one sample per IntervalS seconds,
+// oldest first, the last five minutes at most.
+type Charts struct {
+	IntervalS    float64   `json:"interval_s"`
+	CommandsPerS []float64 `json:"commands_per_s"`
+	P50MS        []float64 `json:"p50_ms"` // latency p50 (the upper bound of its histogram bucket), 0 without commands
+	P99MS        []float64 `json:"p99_ms"`
+}
+
 // SwitchReport is the last (or the running) switch, phase by phase.
 type SwitchReport struct {
 	State      string  `json:"state"` // "idle", "running", "done", "failed"
