@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -35,6 +36,10 @@ type Controller interface {
 	Switch(ctx context.Context, to string, attach bool) (proxy.SwitchReport, error)
 	SwitchAsync(to string, attach bool) error
 	Retarget(ctx context.Context, to string) error
+	// Clients lists the managed listener's clients, for /clients.json.
+	Clients() []proxy.ClientInfo
+	// Charts are the samples of the status page's charts (/info.json "charts").
+	Charts() proxy.Charts
 }
 
 var _ Controller = (*proxy.Proxy)(nil)
@@ -49,7 +54,9 @@ type handler struct {
 //	GET  /               HTML status page
 //	GET  /info.json      proxy.Status as JSON
 //	GET  /metrics        Prometheus text exposition
+//	GET  /clients.json   one object per client (proxy.ClientInfo)
 //	GET  /healthz        200 "ok" while running or paused, else 503
+//	GET  /readyz         200 "ok" when also the uplink's last health check passed with role master, else 503 and why
 //	POST /cmd/           cmd=pause|pause-async|unpause|reload|reload-async|terminate-raw-connections|
 //	                     switch|switch-async|retarget
 //	GET  /debug/pprof/   net/http/pprof
@@ -65,7 +72,9 @@ func Handler(c Controller, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /{$}", h.page)
 	mux.HandleFunc("GET /info.json", h.info)
 	mux.HandleFunc("GET /metrics", h.metrics)
+	mux.HandleFunc("GET /clients.json", h.clients)
 	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("GET /readyz", h.readyz)
 	// "/cmd" as well, so that a runbook's missing slash is not a redirect
 	// that curl -f would silently accept.
 	for _, p := range []string{"/cmd/{$}", "/cmd"} {
@@ -178,11 +187,70 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// readyz is the readiness probe: ready to take traffic while running or
+// paused and the uplink's last health check passed with role master. With
+// health checks off (uplink.check_interval_ms 0) the state alone decides.
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if reason := notReady(h.c.Status()); reason != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, reason)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// notReady returns why st is not ready, or "".
+func notReady(st proxy.Status) string {
+	if st.State != proxy.StateRunning && st.State != proxy.StatePaused {
+		return "state " + string(st.State)
+	}
+	if !checksOn(st) {
+		return ""
+	}
+	hl := st.Uplink.Health
+	switch {
+	case hl.LastCheck == "":
+		return "no health check yet"
+	case !hl.OK:
+		return "uplink health check failed: " + hl.Error
+	case hl.Role != "master":
+		return fmt.Sprintf("uplink role is %s", cmp.Or(hl.Role, "unknown"))
+	}
+	return ""
+}
+
+// checksOn reports whether the uplink health checks run.
+func checksOn(st proxy.Status) bool {
+	return st.Config != nil && st.Config.Uplink.CheckIntervalMS > 0
+}
+
+// infoJSON is /info.json: the status and the charts.
+type infoJSON struct {
+	proxy.Status
+	Charts proxy.Charts `json:"charts"`
+}
+
 func (h *handler) info(w http.ResponseWriter, r *http.Request) {
 	st := h.status()
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := json.MarshalIndent(infoJSON{Status: st, Charts: h.c.Charts()}, "", "  ")
 	if err != nil {
 		h.log.Error("admin: info.json", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
+func (h *handler) clients(w http.ResponseWriter, r *http.Request) {
+	cs := h.c.Clients()
+	if cs == nil {
+		cs = []proxy.ClientInfo{}
+	}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		h.log.Error("admin: clients.json", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

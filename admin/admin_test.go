@@ -33,6 +33,8 @@ type fake struct {
 	closed int
 	ctx    context.Context // of the last Pause or Reload
 	block  bool            // Pause and Reload wait for their context
+	cls    []proxy.ClientInfo
+	charts proxy.Charts
 }
 
 func newFake() *fake {
@@ -47,7 +49,8 @@ func newFake() *fake {
 			State:   proxy.StateRunning,
 			Version: "v1.2.3-test",
 			UptimeS: 3725,
-			Uplink:  proxy.UplinkInfo{Addr: cfg.Uplink.Addr},
+			Uplink: proxy.UplinkInfo{Addr: cfg.Uplink.Addr, Health: proxy.Health{OK: true, Role: "master",
+				LastCheck: "2026-01-02T03:04:05Z", MasterReplOffset: 42, LatencyMS: 0.3}},
 			Listen:  cfg.Listen.Addr,
 			Clients: 3, ActiveRequests: 2, WaitingRequests: 1, RawConnections: 4,
 			Counters: proxy.Counters{Commands: 1234, Errors: 5, Pauses: 2, Reloads: 1, ReloadsFailed: 1,
@@ -144,6 +147,18 @@ func (f *fake) Retarget(ctx context.Context, to string) error {
 	return f.call("retarget", ctx)
 }
 
+func (f *fake) Clients() []proxy.ClientInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.cls)
+}
+
+func (f *fake) Charts() proxy.Charts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.charts
+}
+
 func (f *fake) TerminateRawConnections() int {
 	f.call("terminate-raw-connections", nil)
 	f.mu.Lock()
@@ -203,6 +218,8 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/info.json", 200, "application/json"},
 		{"GET", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8"},
 		{"GET", "/healthz", 200, "text/plain; charset=utf-8"},
+		{"GET", "/readyz", 200, "text/plain; charset=utf-8"},
+		{"GET", "/clients.json", 200, "application/json"},
 		{"GET", "/debug/pprof/", 200, "text/html; charset=utf-8"},
 		{"GET", "/debug/pprof/cmdline", 200, "text/plain; charset=utf-8"},
 		{"GET", "/debug/pprof/goroutine?debug=1", 200, "text/plain; charset=utf-8"},
@@ -412,7 +429,7 @@ func TestAuth(t *testing.T) {
 	paths := []request{
 		{method: "GET", path: "/"}, {method: "GET", path: "/info.json"}, {method: "GET", path: "/metrics"},
 		{method: "GET", path: "/debug/pprof/"}, {method: "GET", path: "/nope"}, {method: "GET", path: "/cmd/"},
-		post("pause"),
+		post("pause"), {method: "GET", path: "/readyz"}, {method: "GET", path: "/clients.json"},
 	}
 	for _, creds := range []map[string]string{
 		nil, basic("ops", "wrong"), basic("root", "s3cret"), basic("", "s3cret"), basic("ops", ""),
@@ -434,7 +451,7 @@ func TestAuth(t *testing.T) {
 	if calls := f.Calls(); len(calls) != 0 {
 		t.Errorf("unauthenticated calls went through: %q", calls)
 	}
-	wantCodes := []int{200, 200, 200, 200, 404, 405, 200}
+	wantCodes := []int{200, 200, 200, 200, 404, 405, 200, 200, 200}
 	for i, rq := range paths {
 		rq.header = basic("ops", "s3cret")
 		if w := serve(t, h, rq); w.Code != wantCodes[i] {
@@ -500,8 +517,74 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
+func TestReadyz(t *testing.T) {
+	good := proxy.Health{OK: true, Role: "master", LastCheck: "2026-01-02T03:04:05Z"}
+	for _, tc := range []struct {
+		name     string
+		state    proxy.State
+		health   proxy.Health
+		interval int
+		code     int
+		body     string
+	}{
+		{"running, master", proxy.StateRunning, good, 1000, 200, "ok\n"},
+		{"paused, master", proxy.StatePaused, good, 1000, 200, "ok\n"},
+		{"pausing", proxy.StatePausing, good, 1000, 503, "state pausing\n"},
+		{"reloading", proxy.StateReloading, good, 1000, 503, "state reloading\n"},
+		{"stopping", proxy.StateStopping, good, 1000, 503, "state stopping\n"},
+		{"starting", proxy.StateStarting, good, 1000, 503, "state starting\n"},
+		{"no check yet", proxy.StateRunning, proxy.Health{}, 1000, 503, "no health check yet\n"},
+		{"check failed", proxy.StateRunning, proxy.Health{LastCheck: good.LastCheck, Error: "dial tcp: connection refused"}, 1000,
+			503, "uplink health check failed: dial tcp: connection refused\n"},
+		{"replica", proxy.StateRunning, proxy.Health{OK: true, Role: "slave", LastCheck: good.LastCheck}, 1000, 503, "uplink role is slave\n"},
+		{"no role", proxy.StateRunning, proxy.Health{OK: true, LastCheck: good.LastCheck}, 1000, 503, "uplink role is unknown\n"},
+		{"checks off", proxy.StateRunning, proxy.Health{}, 0, 200, "ok\n"},
+		{"checks off, paused", proxy.StatePaused, proxy.Health{}, 0, 200, "ok\n"},
+		{"checks off, stopping", proxy.StateStopping, proxy.Health{}, 0, 503, "state stopping\n"},
+	} {
+		f := newFake()
+		f.st.State, f.st.Uplink.Health = tc.state, tc.health
+		f.st.Config.Uplink.CheckIntervalMS = tc.interval
+		w := serve(t, Handler(f, nil), request{method: "GET", path: "/readyz"})
+		if w.Code != tc.code || w.Body.String() != tc.body {
+			t.Errorf("%s: have %d %q, want %d %q", tc.name, w.Code, w.Body, tc.code, tc.body)
+		}
+	}
+}
+
+func TestClientsJSON(t *testing.T) {
+	f := newFake()
+	h := Handler(f, nil)
+	if w := serve(t, h, request{method: "GET", path: "/clients.json"}); w.Body.String() != "[]\n" {
+		t.Errorf("no clients: %q", w.Body)
+	}
+	f.cls = []proxy.ClientInfo{
+		{ID: 7, Addr: "10.0.0.9:5123", Name: "<app>", DB: 2, Proto: 3, AgeS: 12.5, IdleS: 0.5, Cmd: "BLPOP", Flags: []string{"blocked"}},
+		{ID: 9, Addr: "10.0.0.9:5124", Proto: 2, Flags: []string{}},
+	}
+	w := serve(t, h, request{method: "GET", path: "/clients.json"})
+	var have []map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &have); err != nil {
+		t.Fatalf("%v: %s", err, w.Body)
+	}
+	if len(have) != 2 {
+		t.Fatalf("%s", w.Body)
+	}
+	for _, k := range []string{"id", "addr", "name", "db", "proto", "age_s", "idle_s", "cmd", "flags", "subs"} {
+		if _, ok := have[1][k]; !ok {
+			t.Errorf("no %s in %v", k, have[1])
+		}
+	}
+	if have[0]["name"] != "<app>" || have[0]["cmd"] != "BLPOP" || have[0]["flags"].([]any)[0] != "blocked" || have[0]["db"] != 2.0 {
+		t.Errorf("client: %v", have[0])
+	}
+}
+
 func TestInfoJSON(t *testing.T) {
 	f := newFake()
+	f.charts = proxy.Charts{IntervalS: 1, CommandsPerS: []float64{3, 4}, P50MS: []float64{0.1, 0.25}, P99MS: []float64{1, 2.5}}
+	f.st.Switch = proxy.SwitchReport{State: "idle", Phases: []proxy.Phase{}}
+	f.st.History = []proxy.Event{}
 	w := serve(t, Handler(f, nil), request{method: "GET", path: "/info.json"})
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" {
 		t.Fatalf("have %d %q", w.Code, w.Header().Get("Content-Type"))
@@ -519,6 +602,10 @@ func TestInfoJSON(t *testing.T) {
 		"waiting_requests", "raw_connections", "counters.commands", "counters.errors",
 		"counters.time_limit_disconnects", "counters.uplink_dial_errors", "counters.reloads",
 		"counters.pauses", "config.uplink.addr", "config.admin.pass",
+		"uplink.health.ok", "uplink.health.role", "uplink.health.last_check", "uplink.health.error",
+		"uplink.health.master_repl_offset", "counters.switches", "counters.failovers",
+		"charts.interval_s", "charts.commands_per_s", "charts.p50_ms", "charts.p99_ms",
+		"switch.state", "switch.phases", "history",
 	} {
 		var v any = m
 		for _, k := range strings.Split(path, ".") {
@@ -528,6 +615,9 @@ func TestInfoJSON(t *testing.T) {
 		if v == nil {
 			t.Errorf("info.json has no %s", path)
 		}
+	}
+	if ch, _ := m["charts"].(map[string]any); fmt.Sprint(ch["commands_per_s"], ch["p99_ms"]) != "[3 4] [1 2.5]" {
+		t.Errorf("charts: %v", m["charts"])
 	}
 	if m["state"] != "running" || m["version"] != "v1.2.3-test" || m["clients"] != 3.0 {
 		t.Errorf("values: %s", w.Body)

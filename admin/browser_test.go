@@ -105,6 +105,64 @@ func TestBrowser(t *testing.T) {
 	f.setState(proxy.StateRunning)
 	d.waitText("#state", "running")
 
+	// The uplink's health, the clients, a switch phase by phase, the
+	// history and the charts, as /info.json and /clients.json say.
+	d.waitText("#uplink-health", "ok")
+	d.waitText("#uplink-health-detail", "role master · offset 42")
+	f.mu.Lock()
+	f.cls = []proxy.ClientInfo{
+		{ID: 1, Addr: "10.1.2.3:40001", Name: "<b>bold</b>", DB: 3, Proto: 3, AgeS: 75, IdleS: 2, Cmd: "BLPOP", Flags: []string{"blocked"}},
+		{ID: 2, Addr: "10.1.2.3:40002", Proto: 2, Flags: []string{"multi", "waiting"}},
+	}
+	f.st.History = []proxy.Event{
+		{Time: time.Now(), Event: "reload", OK: false, DurationMS: 12, Detail: "new uplink does not prove"},
+		{Time: time.Now().Add(-time.Minute), Event: "pause", OK: true, DurationMS: 1.5},
+	}
+	f.st.Switch = proxy.SwitchReport{State: "running", Phase: "catchup", From: "10.0.0.1:6379", To: "10.0.0.2:6379",
+		Phases: []proxy.Phase{{Name: "prove", MS: 3}, {Name: "attach", MS: 0}, {Name: "catchup"}, {Name: "pause"}}}
+	f.charts = proxy.Charts{IntervalS: 1, CommandsPerS: []float64{0, 10, 30, 20}, P50MS: []float64{0, 0.1, 0.25, 0.1}, P99MS: []float64{0, 1, 2.5, 1}}
+	f.st.Uplink.Health = proxy.Health{OK: false, LastCheck: "2026-01-02T03:04:05Z", Error: "dial tcp 10.0.0.1:6379: connection refused"}
+	f.mu.Unlock()
+	d.waitText("#uplink-health", "failing")
+	d.waitText("#uplink-health-detail", "connection refused")
+	d.waitText("#clients-body", "<b>bold</b>") // text, not markup
+	if n := len(d.findAll("#clients-body tr")); n != 2 {
+		t.Errorf("client rows: %d, want 2", n)
+	}
+	d.waitText("#clients-body", "BLPOP")
+	d.waitText("#clients-body", "multi")
+	if n := len(d.findAll("#clients-body b")); n != 0 {
+		t.Errorf("a client's name was rendered as HTML")
+	}
+	d.waitText("#clients-count", "2")
+	d.waitText("#history-body", "new uplink does not prove")
+	if n := len(d.findAll("#history-body tr")); n != 2 {
+		t.Errorf("history rows: %d, want 2", n)
+	}
+	d.waitText("#switch-state", "running")
+	d.waitText("#switch-summary", "10.0.0.1:6379 → 10.0.0.2:6379 · phase catchup")
+	if n := len(d.findAll("#switch-phases li")); n != 4 {
+		t.Errorf("switch phases: %d, want 4", n)
+	}
+	d.waitText("#switch-phases li.current", "catchup")
+	d.waitAttr("#chart-commands", "data-points", "4")
+	d.waitAttr("#chart-latency", "data-points", "4")
+	if n := len(d.findAll("#chart-latency polyline")); n != 2 {
+		t.Errorf("latency lines: %d, want 2 (p50, p99)", n)
+	}
+	if pts := d.attr(d.find("#chart-commands polyline"), "points"); len(strings.Fields(pts)) != 4 {
+		t.Errorf("commands polyline points: %q", pts)
+	}
+	d.waitText("#chart-commands-max", "max 30/s")
+	// More samples arrive: the charts grow.
+	f.mu.Lock()
+	f.charts.CommandsPerS = append(f.charts.CommandsPerS, 40, 50)
+	f.charts.P50MS = append(f.charts.P50MS, 0.1, 0.1)
+	f.charts.P99MS = append(f.charts.P99MS, 5, 1)
+	f.mu.Unlock()
+	d.waitAttr("#chart-commands", "data-points", "6")
+	d.waitText("#chart-latency-max", "max 5.0 ms")
+
 	d.screenshot("admin-page.png", 1200, 1100)
 	d.screenshot("admin-page-phone.png", 390, 844)
 }
@@ -240,6 +298,38 @@ func (d *driver) find(css string) string {
 	var el map[string]string
 	d.post("/element", map[string]any{"using": "css selector", "value": css}, &el)
 	return el["element-6066-11e4-a52e-4f735466cecf"]
+}
+
+// findAll returns the element ids of every match of the CSS selector.
+func (d *driver) findAll(css string) []string {
+	d.t.Helper()
+	var els []map[string]string
+	d.post("/elements", map[string]any{"using": "css selector", "value": css}, &els)
+	ids := make([]string, len(els))
+	for i, e := range els {
+		ids[i] = e["element-6066-11e4-a52e-4f735466cecf"]
+	}
+	return ids
+}
+
+func (d *driver) attr(el, name string) string {
+	d.t.Helper()
+	var s *string
+	d.get("/element/"+el+"/attribute/"+name, &s)
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// waitAttr waits until the element's attribute is want.
+func (d *driver) waitAttr(css, name, want string) {
+	d.t.Helper()
+	el := d.find(css)
+	d.waitFor(fmt.Sprintf("%s[%s=%q]", css, name, want), func() (bool, string) {
+		have := d.attr(el, name)
+		return have == want, fmt.Sprintf("have %q", have)
+	})
 }
 
 func (d *driver) text(el string) string {

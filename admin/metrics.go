@@ -44,6 +44,8 @@ func writeMetrics(b *bytes.Buffer, st proxy.Status) {
 	counter("clients_accepted_total", "Client connections accepted.", float64(c.ClientsAccepted))
 	counter("clients_rejected_total", "Client connections refused by max_clients.", float64(c.ClientsRejected))
 	counter("paused_seconds_total", "Time spent paused.", c.PausedSeconds)
+	counter("switches_total", "Switches of the primary (cmd=switch) done.", float64(c.Switches))
+	counter("failovers_total", "Moves to a primary elected elsewhere (Sentinel or uplink.candidates).", float64(c.Failovers))
 
 	gauge("clients", "Connected clients.", float64(st.Clients))
 	gauge("active_requests", "Commands forwarded and not yet answered.", float64(st.ActiveRequests))
@@ -61,6 +63,17 @@ func writeMetrics(b *bytes.Buffer, st proxy.Status) {
 	sample(b, "build_info", label("version", st.Version), 1)
 	family(b, "uplink_info", "gauge", "Always 1; the uplink in use is in the labels.")
 	sample(b, "uplink_info", label("addr", st.Uplink.Addr)+","+label("tls", strconv.FormatBool(st.Uplink.TLS)), 1)
+
+	if checksOn(st) {
+		hl := st.Uplink.Health
+		gauge("uplink_up", "1 when the uplink's last health check passed, else 0.", boolValue(hl.OK))
+		family(b, "uplink_role", "gauge", "1 for the role the uplink's last health check reported, 0 for the others.")
+		for _, role := range []string{"master", "slave"} {
+			sample(b, "uplink_role", label("role", role), boolValue(hl.OK && hl.Role == role))
+		}
+		gauge("uplink_check_duration_seconds", "Round trip of the last passing health check (PING and INFO replication).", hl.LatencyMS/1000)
+		counter("uplink_check_failures_total", "Failed health checks of the uplink.", float64(hl.Failures))
+	}
 
 	histogram(b, "command_duration_seconds", "Time from forwarding a command to the uplink to handing its reply to the client.", st.Latency)
 	histogram(b, "pause_duration_seconds", "Time from a pause request to the paused state.", st.PauseDurations)

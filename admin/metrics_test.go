@@ -264,6 +264,8 @@ func TestMetrics(t *testing.T) {
 	f.st.Uplink = proxy.UplinkInfo{Addr: "[::1]:6380", TLS: true}
 	f.st.Counters.UplinkDialErrors = 9
 	f.st.Counters.ClientsRejected = 11
+	f.st.Counters.Switches, f.st.Counters.Failovers = 3, 2
+	f.st.Uplink.Health = proxy.Health{OK: true, Role: "slave", LastCheck: "2026-01-02T03:04:05Z", LatencyMS: 1.5, Failures: 7}
 	w := serve(t, Handler(f, nil), request{method: "GET", path: "/metrics"})
 	if ct := w.Header().Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
 		t.Errorf("Content-Type: %q", ct)
@@ -280,6 +282,9 @@ func TestMetrics(t *testing.T) {
 		"uptime_seconds": "gauge", "last_pause_seconds": "gauge", "last_reload_seconds": "gauge",
 		"state": "gauge", "build_info": "gauge", "uplink_info": "gauge",
 		"command_duration_seconds": "histogram", "pause_duration_seconds": "histogram",
+		"switches_total": "counter", "failovers_total": "counter",
+		"uplink_up": "gauge", "uplink_role": "gauge", "uplink_check_duration_seconds": "gauge",
+		"uplink_check_failures_total": "counter",
 	}
 	for name, typ := range wantTypes {
 		if have := e.types[ns+name]; have != typ {
@@ -320,6 +325,13 @@ func TestMetrics(t *testing.T) {
 		{"command_duration_seconds_count", nil, 31},
 		{"pause_duration_seconds_bucket", []string{"le", "+Inf"}, 0},
 		{"pause_duration_seconds_count", nil, 0},
+		{"switches_total", nil, 3},
+		{"failovers_total", nil, 2},
+		{"uplink_up", nil, 1},
+		{"uplink_role", []string{"role", "slave"}, 1},
+		{"uplink_role", []string{"role", "master"}, 0},
+		{"uplink_check_duration_seconds", nil, 0.0015},
+		{"uplink_check_failures_total", nil, 7},
 	} {
 		if have := e.value(t, ns+tc.name, tc.labels...); have != tc.want {
 			t.Errorf("%s%q: have %v, want %v", tc.name, tc.labels, have, tc.want)
@@ -331,6 +343,26 @@ func TestMetrics(t *testing.T) {
 	}
 	if states != 1 {
 		t.Errorf("states sum to %v, want 1", states)
+	}
+}
+
+// TestMetricsHealthChecksOff: with uplink.check_interval_ms 0 there is no
+// health to report, and no uplink_up 0 to alert on.
+func TestMetricsHealthChecksOff(t *testing.T) {
+	f := newFake()
+	f.st.Config.Uplink.CheckIntervalMS = 0
+	w := serve(t, Handler(f, nil), request{method: "GET", path: "/metrics"})
+	e, err := parseExposition(w.Body.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"uplink_up", "uplink_role", "uplink_check_duration_seconds", "uplink_check_failures_total"} {
+		if _, ok := e.types[ns+name]; ok {
+			t.Errorf("%s with checks off", name)
+		}
+	}
+	if _, ok := e.types[ns+"switches_total"]; !ok {
+		t.Errorf("no switches_total")
 	}
 }
 

@@ -117,6 +117,7 @@ func classify(name []byte) cmdClass {
 
 // command handles one command whose name has been read.
 func (s *session) command(argc int, name []byte) error {
+	s.noteCommand(name)
 	c := classify(name)
 	if s.p.logMessages.Load() && c != cmdPlain && c != cmdSelect && c != cmdClient && c != cmdWatch && c != cmdUnwatch && c != cmdMulti && c != cmdExec && c != cmdDiscard {
 		s.logCommand(c, name, argc) // forwarded commands are logged as sent
@@ -565,6 +566,7 @@ func (s *session) reset() error {
 	s.pinned.Store(false)
 	s.setRedirect(nil)
 	s.tprotoRESP3.Store(false)
+	s.publishView()
 	if s.p.conf().cfg.Listen.Pass != "" {
 		s.authed = false
 		s.cr.SetLimits(resp.UnauthenticatedLimits)

@@ -25,6 +25,9 @@
 //	buffers.go    pooled buffers and idle waits that hold none
 //	peer_*.go     whether a client has closed its side of the connection
 //	msglog.go     log_messages: commands and replies rendered, secrets masked
+//	health.go     the uplink health checks (PING, INFO replication) on the proxy's own connection; parseReplication
+//	clients.go    the client list: what each session shows observers, at no cost to its commands
+//	charts.go     the status page's charts: a ring of per-second samples of the counters
 //	stats.go      counters and histograms
 //	status.go     the exported types of Status
 //	raw.go        the raw relay (listen_raw)

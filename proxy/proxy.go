@@ -97,6 +97,10 @@ type Proxy struct {
 	sw       SwitchReport
 	switches atomic.Uint64
 
+	health     healthState        // the uplink health checks (health.go)
+	charts     chartRing          // the status page's charts (charts.go)
+	stopHealth context.CancelFunc // ends the check loop and the chart sampler (Shutdown)
+
 	statMu      sync.Mutex
 	pauseHist   [len(pauseBounds)]uint64
 	pauseCount  uint64
@@ -124,6 +128,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		sessions:   make(map[*session]struct{}),
 		stopped:    make(chan struct{}),
 	}
+	p.health.kick = make(chan struct{}, 1)
 	p.raw.conns = make(map[net.Conn]struct{})
 	conf, err := buildRuntime(cfg, 1)
 	if err != nil {
@@ -184,6 +189,11 @@ func (p *Proxy) Start() error {
 		p.wg.Add(1)
 		go p.rawLoop(p.rawLn)
 	}
+	hctx, stop := context.WithCancel(context.Background())
+	p.stopHealth = stop
+	p.wg.Add(2)
+	go p.healthLoop(hctx)
+	go p.chartLoop(hctx)
 	return nil
 }
 
@@ -327,6 +337,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.cancelPause()
 	p.gate.close()
 	p.mu.Unlock()
+	if p.stopHealth != nil {
+		p.stopHealth()
+	}
 	start := time.Now()
 	if p.ln != nil {
 		p.ln.Close()
@@ -374,7 +387,7 @@ func (p *Proxy) Status() Status {
 		State:           state,
 		Version:         p.version,
 		UptimeS:         since(p.epoch),
-		Uplink:          UplinkInfo{Addr: conf.cfg.Uplink.Addr, TLS: conf.cfg.Uplink.TLS},
+		Uplink:          UplinkInfo{Addr: conf.cfg.Uplink.Addr, TLS: conf.cfg.Uplink.TLS, Health: p.Health()},
 		Listen:          conf.cfg.Listen.Addr,
 		ListenRaw:       conf.cfg.ListenRaw.Addr,
 		Clients:         clients,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,6 +242,19 @@ func TestSubscribersFollowEveryChange(t *testing.T) {
 	if st := p.Status(); st.Clients != len(subs)+1 {
 		t.Errorf("%d clients, want %d", st.Clients, len(subs)+1)
 	}
+	// The client list says who is subscribed to how much.
+	pubsub := 0
+	for _, ci := range p.Clients() {
+		if slices.Contains(ci.Flags, "pubsub") {
+			pubsub++
+			if ci.Subs < 1 || ci.Subs > 2 {
+				t.Errorf("client %d: subs %d", ci.ID, ci.Subs)
+			}
+		}
+	}
+	if pubsub != len(subs) {
+		t.Errorf("%d clients flagged pubsub, want %d", pubsub, len(subs))
+	}
 }
 
 // reload reloads p and fails the test on an error.
@@ -301,5 +315,14 @@ func TestMonitorAcrossReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen("after")
+	flagged := 0
+	for _, ci := range p.Clients() {
+		if slices.Contains(ci.Flags, "monitor") {
+			flagged++
+		}
+	}
+	if flagged != 1 {
+		t.Errorf("%d clients flagged monitor, want 1", flagged)
+	}
 	_ = net.ErrClosed
 }

@@ -212,6 +212,9 @@ func (s *session) answered(rec *record, rep resp.Reply) {
 			s.pinned.Store(s.st.pinned())
 		}
 	}
+	if rec.kind != kindPlain {
+		s.publishView() // SELECT, HELLO, CLIENT SETNAME, EXEC...
+	}
 	if !ok {
 		s.stats.errors.Add(1)
 	}

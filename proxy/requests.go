@@ -301,6 +301,7 @@ func (s *session) forward(rec record) error {
 		s.blocked.Add(1)
 	}
 	if !silent {
+		s.notePush(s.q.tail.Load())
 		s.q.push(rec)
 	}
 	var w io.Writer = u.w()
@@ -349,8 +350,12 @@ func (s *session) enter() error {
 	waited := false
 	err := s.p.gate.enter(&s.hold, s.done, func() {
 		waited = true
+		s.obs.waiting.Store(true)
 		s.flushUp()
 	})
+	if waited {
+		s.obs.waiting.Store(false)
+	}
 	if err != nil {
 		return err
 	}

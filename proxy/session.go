@@ -68,6 +68,7 @@ type session struct {
 	cw          *bufio.Writer // under outMu; nil between batches (pooled)
 	ended       int32         // under outMu: units whose replies await the next flush
 	stats       sessionStats  // counters, each written by one goroutine, read by Status
+	obs         observed      // what the client list shows (clients.go)
 
 	// The request goroutine's own.
 	rawc       *sockWait // the client's socket when plain TCP: idle waits hold no buffer

@@ -284,6 +284,7 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 		p.forEachSession(func(s *session) { s.apply(changeSettings) })
 	}
 	p.logMessages.Store(cfg.LogMessages)
+	p.health.reconfigured()
 
 	p.mu.Lock()
 	if p.state == StateReloading { // not if a stop came meanwhile

@@ -74,6 +74,38 @@ type Health struct {
 	LastCheck        string `json:"last_check"` // RFC 3339, "" before the first
 	Error            string `json:"error"`
 	MasterReplOffset int64  `json:"master_repl_offset"`
+	// LatencyMS is the last successful check's round trip (PING and
+	// INFO); Failures counts the failed checks since start.
+	LatencyMS float64 `json:"latency_ms"`
+	Failures  uint64  `json:"failures"`
+}
+
+// ClientInfo is one client of the managed listener, for /clients.json.
+type ClientInfo struct {
+	ID    uint64  `json:"id"`
+	Addr  string  `json:"addr"`
+	Name  string  `json:"name"`
+	DB    int64   `json:"db"`
+	Proto int64   `json:"proto"`
+	AgeS  float64 `json:"age_s"`
+	IdleS float64 `json:"idle_s"` // since its last command was read
+	// Cmd is the oldest command sent to Redis and not yet answered (the
+	// first 16 bytes of its name, upper case), or "".
+	Cmd string `json:"cmd"`
+	// Flags: "multi" (inside MULTI), "blocked" (a blocking command in
+	// flight), "waiting" (a command waits for the end of a pause),
+	// "pubsub" (subscribed), "tracking" (CLIENT TRACKING on), "monitor".
+	Flags []string `json:"flags"`
+	Subs  int      `json:"subs"` // subscribed channels, patterns and shard channels
+}
+
+// Charts are the status page's charts: one sample per IntervalS seconds,
+// oldest first, the last five minutes at most.
+type Charts struct {
+	IntervalS    float64   `json:"interval_s"`
+	CommandsPerS []float64 `json:"commands_per_s"`
+	P50MS        []float64 `json:"p50_ms"` // latency p50 (the upper bound of its histogram bucket), 0 without commands
+	P99MS        []float64 `json:"p99_ms"`
 }
 
 // SwitchReport is the last (or the running) switch, phase by phase.

@@ -180,7 +180,7 @@ func TestSwitchPeerRefusesPause(t *testing.T) {
 	if unpaused.Load() != 0 {
 		t.Errorf("a peer that refused the pause was unpaused")
 	}
-	if m := replInfo(t, a.Addr); m["role"] != "master" {
+	if m := infoReplication(t, a.Addr); m["role"] != "master" {
 		t.Errorf("the old primary is no longer a master: %v", m["role"])
 	}
 }
@@ -215,7 +215,7 @@ func TestSwitchRefusals(t *testing.T) {
 			t.Errorf("to=%q: report keys %+v", tc.to, rep)
 		}
 	}
-	if m := replInfo(t, other.Addr); m["role"] != "master" {
+	if m := infoReplication(t, other.Addr); m["role"] != "master" {
 		t.Errorf("a refused switch changed the target: role %s", m["role"])
 	}
 	expect(t, c, "OK", "SET", "k", "v")

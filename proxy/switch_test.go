@@ -58,8 +58,8 @@ func switchTo(t *testing.T, p *Proxy, to string) SwitchReport {
 	return rep
 }
 
-// replInfo reads INFO replication of a server.
-func replInfo(t *testing.T, addr string) map[string]string {
+// infoReplication reads INFO replication of a server.
+func infoReplication(t *testing.T, addr string) map[string]string {
 	t.Helper()
 	c, err := redistest.Dial(addr, 5*time.Second)
 	if err != nil {
@@ -254,7 +254,7 @@ func TestSwitchUnderLoad(t *testing.T) {
 		next := redistest.Start(t, replArgs...)
 		rep := switchTo(t, p, next.Addr)
 		reps = append(reps, rep)
-		if m := replInfo(t, cur.Addr); m["role"] != "slave" || net.JoinHostPort(m["master_host"], m["master_port"]) != next.Addr {
+		if m := infoReplication(t, cur.Addr); m["role"] != "slave" || net.JoinHostPort(m["master_host"], m["master_port"]) != next.Addr {
 			t.Errorf("switch %d: the old primary %s is not fenced: role %s of %s:%s", i+1, cur.Addr, m["role"], m["master_host"], m["master_port"])
 		}
 		if st := p.Status(); st.Uplink.Addr != next.Addr || st.State != StateRunning || st.Switch.State != "done" {
@@ -323,7 +323,7 @@ func TestSwitchFleet(t *testing.T) {
 	// new primary was promoted at that offset (second_repl_offset is the
 	// promotion offset + 1), and the old one has no byte past it but
 	// perhaps a last ping to its replicas (14 bytes).
-	old, promoted := replInfo(t, a.Addr), replInfo(t, b.Addr)
+	old, promoted := infoReplication(t, a.Addr), infoReplication(t, b.Addr)
 	oldOff, _ := strconv.ParseInt(old["master_repl_offset"], 10, 64)
 	second, _ := strconv.ParseInt(promoted["second_repl_offset"], 10, 64)
 	if old["role"] != "master" || oldOff > second-1+14 {
