@@ -11,6 +11,8 @@
 //	proxy.go      Proxy: New, Start, the accept loop, the session registry, Shutdown, Status
 //	state.go      the state machine: pause, unpause, reload, and how they meet
 //	switch.go     Switch: move this proxy and its peers to a replica, phase by phase, with no write lost
+//	peers.go      the switch's peers (switch.peers), driven through their admin API
+//	control.go    the switch's own connections to servers, and comparing addresses
 //	retarget.go   Retarget, and moving every client to another uplink (a reload's move, reused by a switch)
 //	gate.go       the pause gate and each session's hold on it: all pause bookkeeping
 //	session.go    a session's fields (by owner) and lifecycle; apply, how the state machine reaches it
@@ -19,6 +21,10 @@
 //	txn.go        the transaction (MULTI ... EXEC) as each goroutine sees it
 //	replies.go    the reply goroutine: stream replies, learn outcomes, end units at flush
 //	replay.go     the session state a new uplink connection is given, and the one list that restores it
+//	blocking.go   blocking commands: their own time limit, and their release at a pause (CLIENT UNBLOCK)
+//	pubsub.go     pub/sub and MONITOR between replies; moving a subscriber to a new connection at once
+//	tracking.go   CLIENT TRACKING: REDIRECT followed, the invalidate-all after a change of connection
+//	server.go     what Redis does not replicate: scripts carried to a new server, SCAN cursors restarted
 //	queue.go      the ring of records between the pair, and what a record says
 //	deadlines.go  the time limit and idle timeout on the connections
 //	uplink.go     dialing Redis (TCP or TLS), the replay round trip, Prove
@@ -28,6 +34,7 @@
 //	health.go     the uplink health checks (PING, INFO replication) on the proxy's own connection; parseReplication
 //	clients.go    the client list: what each session shows observers, at no cost to its commands
 //	charts.go     the status page's charts: a ring of per-second samples of the counters
+//	history.go    the last 50 operations
 //	stats.go      counters and histograms
 //	status.go     the exported types of Status
 //	raw.go        the raw relay (listen_raw)
