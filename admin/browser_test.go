@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +35,14 @@ func TestBrowser(t *testing.T) {
 	chromium := needBrowser(t)
 
 	f := newFake()
-	srv := httptest.NewServer(Handler(f, nil))
+	var infoHits atomic.Int64
+	h := Handler(f, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/info.json" {
+			infoHits.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 
 	d := startDriver(t, chromium)
@@ -134,6 +142,16 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("switch phases: %d, want 4", n)
 	}
 	d.waitText("#switch-phases li.current", "catchup")
+	d.waitText("#switch-result", "running · 10.0.0.1:6379 → 10.0.0.2:6379 · phase catchup (3/4)")
+	// While a switch runs the page polls every 250 ms, not every 2 s.
+	n0 := infoHits.Load()
+	time.Sleep(1500 * time.Millisecond)
+	if n := infoHits.Load() - n0; n < 4 {
+		t.Errorf("/info.json fetched %d times in 1.5 s of a running switch, want 4 or more", n)
+	}
+	if dis := d.attr(d.find("#btn-switch"), "disabled"); dis != "true" {
+		t.Errorf("#btn-switch disabled=%q while a switch runs", dis)
+	}
 	d.waitAttr("#chart-commands", "data-points", "4")
 	d.waitAttr("#chart-latency", "data-points", "4")
 	if n := len(d.findAll("#chart-latency polyline")); n != 2 {
@@ -151,6 +169,26 @@ func TestBrowser(t *testing.T) {
 	f.mu.Unlock()
 	d.waitAttr("#chart-commands", "data-points", "6")
 	d.waitText("#chart-latency-max", "max 5.0 ms")
+
+	// The switch ends, and a refused switch-async shows why in #switch-result.
+	f.mu.Lock()
+	f.st.Switch = proxy.SwitchReport{State: "failed", From: "10.0.0.1:6379", To: "10.0.0.2:6379", RolledBack: true,
+		Error: "switch: catchup: timed out", Phases: []proxy.Phase{{Name: "prove", MS: 3}, {Name: "attach"}, {Name: "catchup", MS: 5000}, {Name: "pause"}}}
+	f.errs["switch-async"] = fmt.Errorf("%w: a switch, a reload or a retarget is in progress", proxy.ErrState)
+	f.mu.Unlock()
+	d.waitText("#switch-result", "failed: failed · 10.0.0.1:6379 → 10.0.0.2:6379 · paused 0.0 ms · switch: catchup: timed out · rolled back")
+	d.waitText("#switch-phases li.failed", "catchup")
+	d.post("/element/"+d.find("#switch-to")+"/value", map[string]any{"text": "10.0.0.3:6379"}, nil)
+	calls = len(f.Calls())
+	d.click("#btn-switch")
+	if msg := d.acceptAlert(); !strings.HasPrefix(msg, "Switch to 10.0.0.3:6379?") {
+		t.Errorf("switch confirm text: %q", msg)
+	}
+	d.waitText("#switch-result", "refused: HTTP 409 not possible in this state")
+	d.waitText("#switch-result", "in progress")
+	if have := f.Calls()[calls:]; len(have) != 1 || have[0] != "switch-async" {
+		t.Errorf("after the switch button: calls %q", have)
+	}
 
 	d.screenshot("admin-page.png", 1200, 1100)
 	d.screenshot("admin-page-phone.png", 390, 844)
@@ -269,6 +307,8 @@ func TestBrowserSwitch(t *testing.T) {
 		t.Errorf("latency lines: %d, want 2", n)
 	}
 	d.screenshot("admin-page-switched.png", 1200, 1100)
+	d.post("/window/rect", map[string]any{"width": 390, "height": 844}, nil)
+	d.post("/execute/sync", map[string]any{"script": `document.getElementById("switch-box").scrollIntoView()`, "args": []any{}}, nil)
 	d.screenshot("admin-page-switched-phone.png", 390, 844)
 }
 
