@@ -14,12 +14,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"redis-proxy/config"
 	"redis-proxy/internal/proc"
+	"redis-proxy/internal/redistest"
 	"redis-proxy/proxy"
 )
 
@@ -28,24 +32,17 @@ import (
 // buttons, confirm the dialogs, watch the state badge, and save
 // screenshots (desktop and phone widths).
 func TestBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: no browser")
-	}
-	for _, bin := range []string{"chromium", "chromedriver"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("CI=true and %s is not installed (apt-get install chromium chromium-driver): %v", bin, err)
-			}
-			t.Skipf("%s not on PATH (apt-get install chromium chromium-driver): %v", bin, err)
-		}
-	}
-	chromium, _ := exec.LookPath("chromium")
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		chromium = "/usr/bin/chromium"
-	}
+	chromium := needBrowser(t)
 
 	f := newFake()
-	srv := httptest.NewServer(Handler(f, nil))
+	var infoHits atomic.Int64
+	h := Handler(f, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/info.json" {
+			infoHits.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 
 	d := startDriver(t, chromium)
@@ -145,6 +142,16 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("switch phases: %d, want 4", n)
 	}
 	d.waitText("#switch-phases li.current", "catchup")
+	d.waitText("#switch-result", "running · 10.0.0.1:6379 → 10.0.0.2:6379 · phase catchup (3/4)")
+	// While a switch runs the page polls every 250 ms, not every 2 s.
+	n0 := infoHits.Load()
+	time.Sleep(1500 * time.Millisecond)
+	if n := infoHits.Load() - n0; n < 4 {
+		t.Errorf("/info.json fetched %d times in 1.5 s of a running switch, want 4 or more", n)
+	}
+	if dis := d.attr(d.find("#btn-switch"), "disabled"); dis != "true" {
+		t.Errorf("#btn-switch disabled=%q while a switch runs", dis)
+	}
 	d.waitAttr("#chart-commands", "data-points", "4")
 	d.waitAttr("#chart-latency", "data-points", "4")
 	if n := len(d.findAll("#chart-latency polyline")); n != 2 {
@@ -163,8 +170,146 @@ func TestBrowser(t *testing.T) {
 	d.waitAttr("#chart-commands", "data-points", "6")
 	d.waitText("#chart-latency-max", "max 5.0 ms")
 
+	// The switch ends, and a refused switch-async shows why in #switch-result.
+	f.mu.Lock()
+	f.st.Switch = proxy.SwitchReport{State: "failed", From: "10.0.0.1:6379", To: "10.0.0.2:6379", RolledBack: true,
+		Error: "switch: catchup: timed out", Phases: []proxy.Phase{{Name: "prove", MS: 3}, {Name: "attach"}, {Name: "catchup", MS: 5000}, {Name: "pause"}}}
+	f.errs["switch-async"] = fmt.Errorf("%w: a switch, a reload or a retarget is in progress", proxy.ErrState)
+	f.mu.Unlock()
+	d.waitText("#switch-result", "failed: failed · 10.0.0.1:6379 → 10.0.0.2:6379 · paused 0.0 ms · switch: catchup: timed out · rolled back")
+	d.waitText("#switch-phases li.failed", "catchup")
+	d.post("/element/"+d.find("#switch-to")+"/value", map[string]any{"text": "10.0.0.3:6379"}, nil)
+	calls = len(f.Calls())
+	d.click("#btn-switch")
+	if msg := d.acceptAlert(); !strings.HasPrefix(msg, "Switch to 10.0.0.3:6379?") {
+		t.Errorf("switch confirm text: %q", msg)
+	}
+	d.waitText("#switch-result", "refused: HTTP 409 not possible in this state")
+	d.waitText("#switch-result", "in progress")
+	if have := f.Calls()[calls:]; len(have) != 1 || have[0] != "switch-async" {
+		t.Errorf("after the switch button: calls %q", have)
+	}
+
 	d.screenshot("admin-page.png", 1200, 1100)
 	d.screenshot("admin-page-phone.png", 390, 844)
+}
+
+// needBrowser skips the test with -short or without chromium and
+// chromedriver (fails it then with CI=true), and returns chromium's path.
+func needBrowser(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: no browser")
+	}
+	for _, bin := range []string{"chromium", "chromedriver"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("CI=true and %s is not installed (apt-get install chromium chromium-driver): %v", bin, err)
+			}
+			t.Skipf("%s not on PATH (apt-get install chromium chromium-driver): %v", bin, err)
+		}
+	}
+	chromium, _ := exec.LookPath("chromium")
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		chromium = "/usr/bin/chromium"
+	}
+	return chromium
+}
+
+// TestBrowserSwitch clicks through a switch on the status page of a real
+// proxy over two real redis-server processes: type the second's address,
+// tick attach, confirm, and watch the phases and the result; then the
+// proxy is on the second server and its clients still read and write.
+func TestBrowserSwitch(t *testing.T) {
+	chromium := needBrowser(t)
+	args := []string{"--repl-diskless-sync-delay", "0"}
+	a, b := redistest.Start(t, args...), redistest.Start(t, args...)
+	cfg := config.Default()
+	cfg.Uplink.Addr = a.Addr
+	p, base := startProxy(t, cfg) // no admin.pass: the browser needs no credentials
+
+	c := redistest.MustDial(t, p.Addr().String())
+	defer c.Close()
+	do := func(want string, args ...any) {
+		t.Helper()
+		v, err := c.Do(args...)
+		if err == nil {
+			err = v.Err()
+		}
+		if err != nil || v.Str != want {
+			t.Fatalf("%v through the proxy: %v %v, want %s", args, v, err, want)
+		}
+	}
+	do("OK", "SET", "before", "v1")
+
+	d := startDriver(t, chromium)
+	d.timeout = 30 * time.Second // a switch with attach waits for a full sync
+	d.post("/url", map[string]any{"url": base + "/"}, nil)
+	d.waitText("#uplink-addr", a.Addr)
+	d.waitText("#switch-state", "idle")
+
+	d.post("/element/"+d.find("#switch-to")+"/value", map[string]any{"text": b.Addr}, nil)
+	d.click("#switch-attach")
+	d.click("#btn-switch")
+	if msg := d.acceptAlert(); !strings.Contains(msg, "Switch to "+b.Addr+" (attach") {
+		t.Errorf("confirm text: %q", msg)
+	}
+	d.waitText("#result", `switch-async → HTTP 200  {"ok":true}`)
+	d.waitText("#switch-result", "done: ok · "+a.Addr+" → "+b.Addr)
+	d.waitText("#switch-state", "done")
+
+	var names []string
+	for _, li := range d.findAll("#switch-phases li") {
+		names = append(names, d.attr(li, "data-phase"))
+	}
+	want := []string{"prove", "attach", "catchup", "pause", "gate", "promote", "fence", "retarget", "persist", "unpause"}
+	if !slices.Equal(names, want) {
+		t.Errorf("#switch-phases: %q, want %q", names, want)
+	}
+	if n := len(d.findAll("#switch-phases li.done")); n != len(want) {
+		t.Errorf("#switch-phases: %d done, want %d", n, len(want))
+	}
+	d.waitText("#uplink-addr", b.Addr)
+
+	res, err := http.Get(base + "/info.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Uplink struct{ Addr string }
+		Switch proxy.SwitchReport
+	}
+	err = json.NewDecoder(res.Body).Decode(&info)
+	res.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Uplink.Addr != b.Addr || info.Switch.State != "done" || !info.Switch.OK || info.Switch.RolledBack {
+		t.Errorf("/info.json after the switch: uplink %s, switch %+v", info.Uplink.Addr, info.Switch)
+	}
+
+	// The same connection, now on b: the data came along, writes go on.
+	do("v1", "GET", "before")
+	do("OK", "SET", "after", "v2")
+	do("v2", "GET", "after")
+	bc := redistest.MustDial(t, b.Addr)
+	defer bc.Close()
+	if v, err := bc.Do("GET", "after"); err != nil || v.Str != "v2" {
+		t.Errorf("GET after on %s itself: %v %v", b.Addr, v, err)
+	}
+
+	// The charts draw from the proxy's own samples (one a second).
+	d.waitFor("the commands chart to draw", func() (bool, string) {
+		pts := d.findAll("#chart-commands polyline")
+		return len(pts) == 1 && len(strings.Fields(d.attr(pts[0], "points"))) >= 2, fmt.Sprintf("%d polylines", len(pts))
+	})
+	if n := len(d.findAll("#chart-latency polyline")); n != 2 {
+		t.Errorf("latency lines: %d, want 2", n)
+	}
+	d.screenshot("admin-page-switched.png", 1200, 1100)
+	d.post("/window/rect", map[string]any{"width": 390, "height": 844}, nil)
+	d.post("/execute/sync", map[string]any{"script": `document.getElementById("switch-box").scrollIntoView()`, "args": []any{}}, nil)
+	d.screenshot("admin-page-switched-phone.png", 390, 844)
 }
 
 // driver is a WebDriver session on a chromedriver this test started.

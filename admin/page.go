@@ -29,6 +29,9 @@ type pageData struct {
 	S        proxy.Status
 	Config   string // indented JSON, sanitized
 	Commands []pageCommand
+	// SwitchConfirm is the confirmation of the switch form, after
+	// "Switch to HOST:PORT?".
+	SwitchConfirm string
 }
 
 type pageCommand struct {
@@ -45,6 +48,10 @@ var pageCommands = []pageCommand{
 	{"terminate-raw-connections", "Close raw connections", "Close every raw relay connection?", true},
 }
 
+const switchConfirm = "The target is proven, caught up, then promoted while this proxy and its switch.peers pause; " +
+	"the old primary is fenced and every client moves to the target. Without attach the target must already " +
+	"replicate the current primary."
+
 func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 	st := h.status()
 	cfg, err := json.MarshalIndent(st.Config, "", "  ")
@@ -53,7 +60,7 @@ func (h *handler) page(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	d := pageData{Nonce: rand.Text(), S: st, Config: string(cfg), Commands: pageCommands}
+	d := pageData{Nonce: rand.Text(), S: st, Config: string(cfg), Commands: pageCommands, SwitchConfirm: switchConfirm}
 	var b bytes.Buffer
 	t, err := pageTmpl()
 	if err == nil {

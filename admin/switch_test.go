@@ -23,6 +23,14 @@ func startAdminProxy(t *testing.T, upAddr string, peers ...string) (*proxy.Proxy
 	cfg.Listen.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Admin.User, cfg.Admin.Pass = "admin", "secret"
 	cfg.Switch.Peers = peers
+	return startProxy(t, cfg)
+}
+
+// startProxy starts a proxy with cfg (listen and admin addresses
+// 127.0.0.1:0) and its admin server, and returns it with the admin base URL.
+func startProxy(t *testing.T, cfg *config.Config) (*proxy.Proxy, string) {
+	t.Helper()
+	cfg.Listen.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
 	p, err := proxy.New(cfg, proxy.Options{})
 	if err != nil {
 		t.Fatal(err)
