@@ -10,7 +10,9 @@
 // master's whole replication stream (INFO replication offsets), promote it
 // (REPLICAOF NO ONE), point the config file at it, cmd=reload, cmd=unpause,
 // stop the old server. At the end it stops the load and compares every
-// client's acknowledged writes with the final server.
+// client's acknowledged writes with the final server. Subscribers and
+// publishers through the proxy check that every message published reaches
+// every subscriber exactly once, in order (pubsub.go).
 //
 //	go run ./switchtest -clients 50 -switches 20
 //	go run ./switchtest -switches 0          # demo: SIGHUP switches, SIGINT ends
