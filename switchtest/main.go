@@ -10,7 +10,9 @@
 // master's whole replication stream (INFO replication offsets), promote it
 // (REPLICAOF NO ONE), point the config file at it, cmd=reload, cmd=unpause,
 // stop the old server. At the end it stops the load and compares every
-// client's acknowledged writes with the final server.
+// client's acknowledged writes with the final server. Subscribers and
+// publishers through the proxy check that every message published reaches
+// every subscriber exactly once, in order (pubsub.go).
 //
 //	go run ./switchtest -clients 50 -switches 20
 //	go run ./switchtest -switches 0          # demo: SIGHUP switches, SIGINT ends
@@ -130,6 +132,9 @@ flags:
 	fs.DurationVar(&o.Duration, "duration", 0, "total load time; with -switches > 0 the switches are spread evenly over it\n(overriding -interval); with -switches 0 or -forever the run ends after it (0 = at SIGINT)")
 	fs.DurationVar(&o.Interval, "interval", time.Second, "load time before the first switch, between switches and after the last")
 	fs.Float64Var(&o.Rate, "rate", 0, "writes a second per client, 0 = as fast as it goes (default 0; 200 with -switches 0\nor -forever, so that a long run does not fill the memory)")
+	fs.IntVar(&o.Subscribers, "subscribers", 6, "pub/sub subscribers through the proxy (SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE in turn; every other three RESP3); 0 = none")
+	fs.IntVar(&o.Publishers, "publishers", 3, "publishers of numbered messages through the proxy (every third one SPUBLISH, the others PUBLISH)")
+	fs.Float64Var(&o.PublishRate, "publish-rate", defaultPublishRate, "messages a second per publisher")
 	fs.StringVar(&o.ProxyBin, "proxy", "", "prebuilt redis-proxy binary (default: go build this repository into the temp dir)")
 	fs.StringVar(&o.RedisServer, "redis-server", "", "redis-server binary (default: $REDIS_SERVER, else redis-server from PATH)")
 	fs.IntVar(&o.ReadTimeLimitMS, "read-time-limit", 5000, "the proxy's read_time_limit_ms")
@@ -161,6 +166,18 @@ flags:
 	}
 	if o.Forever && o.Switches > 0 && isSet(fs, "switches") {
 		problems = append(problems, "-forever and -switches > 0 exclude each other")
+	}
+	if o.Subscribers < 0 || o.Publishers < 0 {
+		problems = append(problems, "-subscribers and -publishers must not be negative")
+	}
+	if o.Subscribers > 0 && o.Publishers < 3 && o.Subscribers > 2 {
+		problems = append(problems, "-publishers must be at least 3 with 3 or more -subscribers (the SSUBSCRIBE ones need a SPUBLISH publisher)")
+	}
+	if o.Subscribers > 0 && o.Publishers < 1 {
+		problems = append(problems, "-publishers must be at least 1 with -subscribers")
+	}
+	if o.PublishRate <= 0 {
+		problems = append(problems, "-publish-rate must be positive")
 	}
 	if o.Rate < 0 {
 		problems = append(problems, "-rate must not be negative")

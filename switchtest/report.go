@@ -62,7 +62,9 @@ type Report struct {
 	IdleClients       int              `json:"idle_clients"` // clients with no acknowledged write
 
 	// On the final server.
-	Verification     *Verification `json:"verification"`
+	Verification *Verification `json:"verification"`
+	// PubSub is the pub/sub load's judgement; nil without subscribers.
+	PubSub           *PubSubResult `json:"pubsub,omitempty"`
 	WritesLost       int64         `json:"writes_lost"`
 	WritesDuplicated int64         `json:"writes_duplicated"`
 
@@ -242,6 +244,9 @@ func (rep *Report) judge() {
 			rep.fail("%d %s", c.n, c.what)
 		}
 	}
+	if rep.PubSub != nil {
+		rep.Failures = append(rep.Failures, rep.PubSub.failures()...)
+	}
 	rep.Pass = len(rep.Failures) == 0
 }
 
@@ -311,6 +316,10 @@ func (rep *Report) WriteText(w io.Writer) {
 	}
 	p("  proxy counters.errors %d, time_limit_disconnects %d", rep.Proxy.Errors, rep.Proxy.TimeLimitDisconnects)
 	p("")
+	if ps := rep.PubSub; ps != nil {
+		ps.writeText(p)
+		p("")
+	}
 	p("proxy: %d pauses, %d reloads (%d failed), %d clients accepted, %d commands, %d uplink dial errors, exit status %d, %d WARN/ERROR log lines",
 		rep.Proxy.Pauses, rep.Proxy.Reloads, rep.Proxy.ReloadsFailed, rep.Proxy.ClientsAccepted, rep.Proxy.Commands,
 		rep.Proxy.UplinkDialErrors, rep.Proxy.ExitCode, rep.Proxy.LogWarnings)

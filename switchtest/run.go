@@ -22,6 +22,9 @@ type options struct {
 	Duration        time.Duration // see the -duration flag
 	Interval        time.Duration
 	Rate            float64 // writes a second per client; 0 = as fast as it goes
+	Subscribers     int     // pub/sub subscribers through the proxy (pubsub.go); 0 = none
+	Publishers      int     // publishers; needed with Subscribers
+	PublishRate     float64 // messages a second per publisher
 	ProxyBin        string  // prebuilt proxy; "" builds this repository
 	BuildFlags      []string
 	RedisServer     string
@@ -72,6 +75,7 @@ type runner struct {
 	adm     *adminClient
 	ev      *eventLog
 	ld      *load
+	ps      *pubsubLoad // nil without subscribers
 	rep     *Report
 
 	attempted  int
@@ -175,6 +179,17 @@ func (r *runner) setup(ctx context.Context) error {
 		return err
 	}
 	r.mark = r.ld.start
+	if r.o.Subscribers > 0 {
+		rate := r.o.PublishRate
+		if rate <= 0 {
+			rate = defaultPublishRate
+		}
+		r.o.PublishRate = rate
+		r.ps, err = startPubSub(r.o.Subscribers, r.o.Publishers, rate, r.cfg.Listen.Addr, r.clientTimeout(), r.ev, r.o.Clients)
+		if err != nil {
+			return err
+		}
+	}
 	r.rep = &Report{
 		Clients:         r.o.Clients,
 		ClientMix:       clientMix(r.ld.clients),
@@ -366,11 +381,19 @@ func (r *runner) finish(ctx context.Context) {
 		rep.fail("/info.json before the end of the load: %v", err)
 	}
 	r.ld.halt()
+	r.ps.halt()
 	r.ev.setPhase("verify")
 	rep.LoadS = r.ld.end.Sub(r.ld.start).Seconds()
 	rep.collectLoad(r.ld.clients)
-	if err == nil && before.Clients != r.o.Clients {
-		rep.fail("the proxy had %d clients at the end of the load, want %d", before.Clients, r.o.Clients)
+	if r.ps != nil {
+		rep.PubSub = r.ps.result(r.o.PublishRate)
+	}
+	want := r.o.Clients
+	if r.ps != nil {
+		want += len(r.ps.subs) + len(r.ps.pubs)
+	}
+	if err == nil && before.Clients != want {
+		rep.fail("the proxy had %d clients at the end of the load, want %d", before.Clients, want)
 	}
 	after, err := r.adm.info(actx)
 	if err != nil {
@@ -420,6 +443,7 @@ func (r *runner) cleanup(ctx context.Context) {
 	if r.ld != nil {
 		r.ld.wait() // quick: the proxy is gone, so every client's call ends
 	}
+	r.ps.abort()
 	if r.adm != nil {
 		r.adm.close()
 	}
@@ -436,3 +460,6 @@ func (r *runner) cleanup(ctx context.Context) {
 		r.logf("removing %s: %v", r.dir, err)
 	}
 }
+
+// defaultPublishRate is the messages a second of each publisher.
+const defaultPublishRate = 100

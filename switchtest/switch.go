@@ -79,6 +79,8 @@ func (r *runner) doSwitch(ctx context.Context) SwitchResult {
 		res.WritesPerS = float64(w-r.markWrites) / d.Seconds()
 		r.mark, r.markWrites = now, w
 	}
+	r.ps.beginSwitch()
+	defer r.ps.endSwitch()
 	var err error
 	if r.o.Manual || r.o.inject != "" {
 		err = r.switchSteps(ctx, &res)

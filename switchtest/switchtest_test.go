@@ -33,11 +33,14 @@ func TestSwitchUnderLoad(t *testing.T) {
 		t.Skip("-short: this test drives real redis-servers and the proxy for a while")
 	}
 	o := options{
-		Clients:  20,
-		Switches: 5,
-		Interval: 300 * time.Millisecond,
-		ProxyBin: proxyBinary.Path(t),
-		Log:      testLog{t},
+		Clients:     20,
+		Switches:    5,
+		Interval:    300 * time.Millisecond,
+		Subscribers: 6,
+		Publishers:  3,
+		PublishRate: 100,
+		ProxyBin:    proxyBinary.Path(t),
+		Log:         testLog{t},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -69,8 +72,10 @@ func TestSwitchUnderLoad(t *testing.T) {
 		{"proxy pauses", rep.Proxy.Pauses, uint64(5)},
 		{"proxy switches (cmd=switch)", rep.Proxy.Switches, uint64(5)},
 		{"proxy reloads", rep.Proxy.Reloads, uint64(0)},
-		{"proxy clients accepted", rep.Proxy.ClientsAccepted, uint64(20)},
+		{"proxy clients accepted", rep.Proxy.ClientsAccepted, uint64(20 + 6 + 3)},
 		{"writes checked = writes acknowledged", rep.Verification.WritesChecked, rep.WritesAcked},
+		{"pub/sub subscribers", rep.PubSub.Subscribers, 6},
+		{"pub/sub delivered = expected", rep.PubSub.Delivered, rep.PubSub.Expected},
 		{"distinct servers used", len(rep.Switches) + 1, 6},
 	}
 	for _, c := range checks {
@@ -80,6 +85,9 @@ func TestSwitchUnderLoad(t *testing.T) {
 	}
 	if rep.WritesAcked < 1000 {
 		t.Errorf("only %d acknowledged writes: the load did not run", rep.WritesAcked)
+	}
+	if ps := rep.PubSub; ps.Published < 300 || ps.DuringSwitch == 0 || ps.Expected < 2*ps.Published {
+		t.Errorf("pub/sub: %d published, %d during a switch, %d expected deliveries: the pub/sub load did not run", ps.Published, ps.DuringSwitch, ps.Expected)
 	}
 	for _, s := range rep.Switches {
 		if s.To == s.From || s.MasterOffset <= 0 {
@@ -103,13 +111,16 @@ func TestSwitchRollsBack(t *testing.T) {
 	for _, step := range []string{"catch-up", "reload"} {
 		t.Run(step, func(t *testing.T) {
 			o := options{
-				Clients:  6,
-				Switches: 3,
-				Interval: 200 * time.Millisecond,
-				ProxyBin: bin,
-				Log:      testLog{t},
-				inject:   step,
-				kinds:    []clientKind{kindSingle, kindPipeline, kindMulti},
+				Clients:     6,
+				Switches:    3,
+				Interval:    200 * time.Millisecond,
+				Subscribers: 6,
+				Publishers:  3,
+				PublishRate: 100,
+				ProxyBin:    bin,
+				Log:         testLog{t},
+				inject:      step,
+				kinds:       []clientKind{kindSingle, kindPipeline, kindMulti},
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 			defer cancel()
@@ -144,6 +155,7 @@ func TestSwitchRollsBack(t *testing.T) {
 				{"writes lost", rep.WritesLost, int64(0)},
 				{"writes duplicated", rep.WritesDuplicated, int64(0)},
 				{"failures", len(rep.Failures), 1},
+				{"pub/sub delivered = expected", rep.PubSub.Delivered, rep.PubSub.Expected},
 				{"proxy reloads", rep.Proxy.Reloads, uint64(0)},
 				{"proxy reloads refused", rep.Proxy.ReloadsFailed, wantRefused},
 			}
