@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -71,4 +72,28 @@ func benchGets(b *testing.B, addr string, depth, size int) {
 	}
 	b.StopTimer()
 	_ = bytes.MinRead
+}
+
+// BenchmarkPauseWithSubscribers: the time a pause takes with 1,000
+// subscribed clients connected (none holds a pause unit).
+func BenchmarkPauseWithSubscribers(b *testing.B) {
+	srv := redistest.Start(b)
+	p := startProxy(b, testConfig(srv.Addr))
+	for range 1000 {
+		c := redistest.MustDial(b, p.Addr().String())
+		expect(b, c, "1) \"subscribe\"\n2) \"ch\"\n3) (integer) 1", "SUBSCRIBE", "ch")
+		b.Cleanup(func() { c.Close() })
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Pause(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := p.Unpause(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
 }

@@ -197,7 +197,7 @@ func TestSubscribersFollowEveryChange(t *testing.T) {
 	f := newConfigFile(t, a.Addr)
 	p := f.start()
 	addr := p.Addr().String()
-	subs := startSubscribers(t, addr, 24)
+	subs := startSubscribers(t, addr, 50)
 	pub := dial(t, p)
 	round := 0
 	check := func() {
