@@ -34,6 +34,10 @@ type replay struct {
 	user   string
 	pass   string
 
+	// checkServer is set on the copy a session dials with while the proxy
+	// knows scripts: the round trip asks the server's run_id.
+	checkServer bool
+
 	// forwardAuth is not learnt: the session sets it on the copy it dials
 	// with, from listen.forward_auth.
 	forwardAuth bool
@@ -101,6 +105,9 @@ func (st replay) commands(b []byte, t *target, withID bool) ([]byte, []replayed)
 	}
 	if withID {
 		add(true, "CLIENT", "ID")
+	}
+	if st.checkServer {
+		add(true, "INFO", "server") // which server instance (server.go)
 	}
 	if st.monitor {
 		add(false, "MONITOR")

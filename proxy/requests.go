@@ -477,6 +477,7 @@ func (s *session) redialAs(creds string) error {
 // connection to the reply goroutine.
 func (s *session) dialUplink(conf *runtimeConfig, st replay) error {
 	st.replyOff, st.replySkip = s.replyOff, s.replySkip > 0
+	st.checkServer = s.p.scripts.known()
 	s.awaitRedirectTarget(conf.target.gen, conf.limit)
 	ctx, cancel := context.WithTimeout(context.Background(), conf.limit)
 	defer cancel()
@@ -488,6 +489,7 @@ func (s *session) dialUplink(conf *runtimeConfig, st replay) error {
 		}
 		return err
 	}
+	s.carryScripts(u, conf.limit)
 	s.clock = s.p.now()
 	u.conn.SetReadDeadline(s.p.wall(s.clock + conf.limit.Nanoseconds()))
 	s.up = u

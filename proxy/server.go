@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -21,6 +22,7 @@ type scriptCache struct {
 	body  map[string]string
 	order []string
 	bytes int
+	seen  map[string]bool // server instances (run_id) that have them
 }
 
 const (
@@ -74,9 +76,18 @@ func (p *Proxy) loadScripts(t *target, d time.Duration) error {
 		return err
 	}
 	defer u.conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		u.conn.SetDeadline(dl)
+	if err := loadScriptsOn(u, bodies, time.Now().Add(d)); err != nil {
+		return err
 	}
+	p.log.Info("scripts loaded into the new uplink", "uplink", t.addr, "scripts", len(bodies))
+	return nil
+}
+
+// loadScriptsOn sends SCRIPT LOAD for each body on u, pipelined, and reads
+// the replies, by deadline.
+func loadScriptsOn(u *uplink, bodies []string, deadline time.Time) error {
+	u.conn.SetDeadline(deadline)
+	defer u.conn.SetDeadline(time.Time{})
 	w := u.w()
 	for _, b := range bodies {
 		w.Write(resp.AppendCommand(nil, "SCRIPT", "LOAD", b))
@@ -89,8 +100,62 @@ func (p *Proxy) loadScripts(t *target, d time.Duration) error {
 			return err
 		}
 	}
-	p.log.Info("scripts loaded into the new uplink", "uplink", t.addr, "scripts", len(bodies))
 	return nil
+}
+
+// A server restarted in place (the same address) has lost its scripts
+// too. While the proxy knows scripts, a new connection asks INFO server
+// in its set-up round trip; the first one to meet a server instance (its
+// run_id) the proxy has not seen loads the scripts into it, on its own
+// connection, before its first command.
+
+// newInstance records runID and reports whether it is one not seen yet.
+func (c *scriptCache) newInstance(runID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = make(map[string]bool)
+	}
+	if runID == "" || c.seen[runID] {
+		return false
+	}
+	c.seen[runID] = true
+	return true
+}
+
+func (c *scriptCache) known() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.order) > 0
+}
+
+// runID finds run_id in an INFO server reply.
+func runID(info []byte) string {
+	_, rest, ok := bytes.Cut(info, []byte("\nrun_id:"))
+	if !ok {
+		return ""
+	}
+	id, _, _ := bytes.Cut(rest, []byte("\r"))
+	return string(id)
+}
+
+// carryScripts loads the scripts into the server of a session's new
+// connection when it is an instance not seen before. The request
+// goroutine's, before the connection is handed over.
+func (s *session) carryScripts(u *uplink, limit time.Duration) {
+	if u.runID == "" || !s.p.scripts.newInstance(u.runID) {
+		return
+	}
+	bodies := s.p.scripts.all()
+	if u.timed != nil {
+		u.timed.dialing = true
+		defer func() { u.timed.dialing = false }()
+	}
+	if err := loadScriptsOn(u, bodies, time.Now().Add(limit)); err != nil {
+		s.logWarn("scripts not loaded into a new server instance", "err", err)
+		return
+	}
+	s.p.log.Info("scripts loaded into a new server instance", "uplink", s.p.conf().target.addr, "run_id", u.runID, "scripts", len(bodies))
 }
 
 // script remembers the script of SCRIPT LOAD or EVAL / EVAL_RO (its first

@@ -102,3 +102,25 @@ func TestNoEvictReplayed(t *testing.T) {
 		t.Errorf("CLIENT INFO on the new connection: %s", info)
 	}
 }
+
+// TestScriptsSurviveARestart: a Redis restarted in place (same address,
+// a new run_id, no scripts) gets the scripts loaded through the proxy
+// before a client's first command on it.
+func TestScriptsSurviveARestart(t *testing.T) {
+	srv := redistest.Start(t)
+	p := startProxy(t, testConfig(srv.Addr))
+	c := dial(t, p)
+	sha := strings.Trim(do(t, c, "SCRIPT", "LOAD", "return 'kept'"), `"`)
+	if err := srv.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Restart(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, srv.Client(t), "1) (integer) 0", "SCRIPT", "EXISTS", sha) // the restarted server has none
+	if have := do(t, c, "EVALSHA", sha, "0"); have != `"kept"` && !strings.Contains(have, "lost") {
+		t.Fatalf("EVALSHA after the restart: %s", have)
+	}
+	expect(t, c, `"kept"`, "EVALSHA", sha, "0")
+	expect(t, dial(t, p), `"kept"`, "EVALSHA", sha, "0")
+}

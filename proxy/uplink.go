@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,7 @@ type uplink struct {
 	id      int64       // its CLIENT ID (client connections only)
 	swallow int         // confirmations of the re-subscription still to come (pubsub.go)
 	tracked bool        // CLIENT TRACKING was replayed on it (tracking.go)
+	runID   string      // its server's run_id, when asked (server.go)
 	dead    atomic.Bool // its read side failed: dial again before the next command
 }
 
@@ -132,9 +134,18 @@ func (u *uplink) prepare(t *target, st replay, withID bool) error {
 	}
 	var first error
 	for i, cmd := range sent {
-		rep, err := u.r.Forward(nil)
+		var w io.Writer // nil: skipped
+		var info tee
+		if cmd.name == "INFO" {
+			info.max = 64 << 10
+			w = &info
+		}
+		rep, err := u.r.Forward(w)
 		if err != nil {
 			return err
+		}
+		if w != nil {
+			u.runID = runID(info.buf)
 		}
 		if rep.IsError() && !cmd.mayFail && first == nil {
 			first = &replayError{cmd: cmd.name, line: string(rep.Line), client: i == 0 && st.forwardAuth && st.authed}
