@@ -326,3 +326,42 @@ func TestMonitorAcrossReload(t *testing.T) {
 	}
 	_ = net.ErrClosed
 }
+
+// TestSlowSubscriber: a subscriber that does not read costs the proxy
+// bounded memory (no queue of its own beyond the socket buffers); once it
+// has not taken a write for read_time_limit_ms it is disconnected, and
+// other clients are not affected.
+func TestSlowSubscriber(t *testing.T) {
+	srv := redistest.Start(t)
+	cfg := testConfig(srv.Addr)
+	cfg.ReadTimeLimitMS = 1000
+	p := startProxy(t, cfg)
+	slow := relDial(t, p.Addr().String())
+	slow.SetReadBuffer(4096)
+	if _, err := io.WriteString(slow, "SUBSCRIBE flood\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	direct := srv.Client(t)
+	waitFor(t, "subscribed", func() bool { return do(t, direct, "PUBSUB", "NUMSUB", "flood") == "1) \"flood\"\n2) (integer) 1" })
+	heap0 := heapInuse()
+	payload := strings.Repeat("x", 100<<10)
+	var peak uint64
+	published := 0
+	for i := 0; i < 400 && p.Status().Clients == 1; i++ { // up to 40 MiB
+		do(t, direct, "PUBLISH", "flood", payload)
+		published++
+		if i%20 == 0 {
+			peak = max(peak, heapInuse())
+		}
+	}
+	if grew := int64(peak) - int64(heap0); grew > relMemBound {
+		t.Errorf("the proxy's heap grew by %s for one slow subscriber", mib(uint64(grew)))
+	}
+	waitFor(t, "the slow subscriber disconnected", func() bool { return p.Status().Clients == 0 })
+	other := dial(t, p)
+	expect(t, other, "PONG", "PING")
+	if n := p.Status().Counters.TimeLimitDisconnects; n != 0 && n != 1 {
+		t.Errorf("time limit disconnects %d", n)
+	}
+	t.Logf("slow subscriber: heap peak +%s over %s published; disconnected", mib(max(peak, heap0)-heap0), mib(uint64(len(payload)*published)))
+}
