@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"redis-proxy/internal/redistest"
 )
@@ -94,6 +95,58 @@ func BenchmarkPauseWithSubscribers(b *testing.B) {
 		if err := p.Unpause(); err != nil {
 			b.Fatal(err)
 		}
+		b.StartTimer()
+	}
+}
+
+// BenchmarkPauseWithBlockedClients: the time a pause takes with 100
+// clients blocked in BLPOP k 0 (each is released with its timeout reply
+// and sends it again).
+func BenchmarkPauseWithBlockedClients(b *testing.B) {
+	srv := redistest.Start(b)
+	p := startProxy(b, testConfig(srv.Addr))
+	direct := srv.Client(b)
+	const n = 100
+	for range n {
+		c := redistest.MustDial(b, p.Addr().String())
+		c.SetTimeout(time.Minute)
+		b.Cleanup(func() { c.Close() })
+		go func() {
+			for {
+				if _, err := c.Do("BLPOP", "bk", "0"); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	allBlocked := func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			v, err := direct.Do("INFO", "clients")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if strings.Contains(v.Str, fmt.Sprintf("blocked_clients:%d\r", n)) {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("the clients did not block")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	allBlocked()
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Pause(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := p.Unpause(); err != nil {
+			b.Fatal(err)
+		}
+		allBlocked()
 		b.StartTimer()
 	}
 }
