@@ -2,7 +2,6 @@ package admin
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,28 +43,11 @@ func TestWithProxy(t *testing.T) {
 		defer mu.Unlock()
 		next, loadErr = c, err
 	}
-	p, err := proxy.New(cfg, proxy.Options{Version: "v-test", LoadConfig: func() (*config.Config, error) {
+	p, base := startProxyWith(t, cfg, proxy.Options{Version: "v-test", LoadConfig: func() (*config.Config, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return next, loadErr
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		p.Shutdown(ctx)
-	})
-	s := NewServer(p, nil)
-	if err := s.Start("127.0.0.1:0", nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	base := "http://" + s.Addr().String()
 
 	var all strings.Builder // every response, to look for passwords
 	cmd := func(name string, wantCode int) map[string]any {

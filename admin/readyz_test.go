@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -22,23 +21,7 @@ func startRealProxy(t *testing.T, addr string, interval time.Duration) (*proxy.P
 	cfg := config.Default()
 	cfg.Uplink.Addr = addr
 	cfg.Uplink.CheckIntervalMS = int(interval / time.Millisecond)
-	cfg.Listen.Addr = "127.0.0.1:0"
-	cfg.Admin.Addr = "127.0.0.1:0"
-	p, err := proxy.New(cfg, proxy.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		p.Shutdown(ctx)
-	})
-	srv := httptest.NewServer(Handler(p, nil))
-	t.Cleanup(srv.Close)
-	return p, srv.URL
+	return startProxy(t, cfg)
 }
 
 func getText(t *testing.T, url string) (int, string) {

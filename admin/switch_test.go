@@ -30,8 +30,14 @@ func startAdminProxy(t *testing.T, upAddr string, peers ...string) (*proxy.Proxy
 // 127.0.0.1:0) and its admin server, and returns it with the admin base URL.
 func startProxy(t *testing.T, cfg *config.Config) (*proxy.Proxy, string) {
 	t.Helper()
+	return startProxyWith(t, cfg, proxy.Options{})
+}
+
+// startProxyWith is startProxy with Options.
+func startProxyWith(t *testing.T, cfg *config.Config, opts proxy.Options) (*proxy.Proxy, string) {
+	t.Helper()
 	cfg.Listen.Addr, cfg.Admin.Addr = "127.0.0.1:0", "127.0.0.1:0"
-	p, err := proxy.New(cfg, proxy.Options{})
+	p, err := proxy.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
