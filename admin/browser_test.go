@@ -470,9 +470,13 @@ func (d *driver) attr(el, name string) string {
 // waitAttr waits until the element's attribute is want.
 func (d *driver) waitAttr(css, name, want string) {
 	d.t.Helper()
-	el := d.find(css)
+	d.find(css)
 	d.waitFor(fmt.Sprintf("%s[%s=%q]", css, name, want), func() (bool, string) {
-		have := d.attr(el, name)
+		var have string
+		d.post("/execute/sync", map[string]any{
+			"script": `var e = document.querySelector(arguments[0]); return e ? (e.getAttribute(arguments[1]) || "") : "";`,
+			"args":   []any{css, name},
+		}, &have)
 		return have == want, fmt.Sprintf("have %q", have)
 	})
 }
@@ -501,14 +505,27 @@ func (d *driver) acceptAlert() string {
 	return msg
 }
 
-// waitText waits until the element's text contains want.
+// waitText waits until the element's text contains want. The text is
+// read by selector each time: the page re-renders its parts, and a
+// reference to a replaced element goes stale.
 func (d *driver) waitText(css, want string) {
 	d.t.Helper()
-	el := d.find(css)
+	d.find(css)
 	d.waitFor(fmt.Sprintf("%s to show %q", css, want), func() (bool, string) {
-		have := d.text(el)
+		have := d.textOf(css)
 		return strings.Contains(have, want), fmt.Sprintf("have %q", have)
 	})
+}
+
+// textOf is the rendered text of the first element matching css, or "".
+func (d *driver) textOf(css string) string {
+	d.t.Helper()
+	var s string
+	d.post("/execute/sync", map[string]any{
+		"script": `var e = document.querySelector(arguments[0]); return e ? e.innerText : "";`,
+		"args":   []any{css},
+	}, &s)
+	return s
 }
 
 // waitFor checks cond every 50 ms until it holds, and fails the test
