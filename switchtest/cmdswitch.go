@@ -127,6 +127,15 @@ func (r *runner) cmdSwitch(ctx context.Context, res *SwitchResult) error {
 	if info.Uplink.Addr != nw.addr() || info.State != "running" {
 		return &switchAborted{step: "info.json", err: fmt.Errorf("state %s, uplink %s; want running on %s", info.State, info.Uplink.Addr, nw.addr())}
 	}
+	if len(r.fleet) > 1 {
+		// Every proxy of the fleet, by /info.json and by its config file.
+		actx, cancel3 := context.WithTimeout(ctx, unpauseDeadline)
+		err := r.checkFleet(actx, nw.addr())
+		cancel3()
+		if err != nil {
+			return &switchAborted{step: "fleet", err: err}
+		}
+	}
 	r.ev.setPhase(fmt.Sprintf("switch %d: stop old server", res.N))
 	if err := old.stop(); err != nil {
 		r.logf("stopping %s: %v", old, err)

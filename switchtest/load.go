@@ -564,13 +564,15 @@ type load struct {
 	end      time.Time
 }
 
-// startLoad connects n clients to addr and starts them, each writing at
+// startLoad connects n clients, client i to addrs[i mod len(addrs)] (the
+// proxies of a fleet), and starts them, each writing at
 // most rate writes a second (0: unlimited), of every kind in turn, or of
 // the kinds given. A client that cannot connect at the start is a set-up
 // error.
-func startLoad(n int, addr string, timeout time.Duration, rate float64, ev *eventLog, kinds []clientKind) (*load, error) {
+func startLoad(n int, addrs []string, timeout time.Duration, rate float64, ev *eventLog, kinds []clientKind) (*load, error) {
 	l := &load{total: new(loadTotals), stop: make(chan struct{})}
 	for id := range n {
+		addr := addrs[id%len(addrs)]
 		c := newLoadClient(id, addr, timeout, ev, l.total)
 		if len(kinds) > 0 {
 			c.kind, c.resp3 = kinds[id%len(kinds)], (id/len(kinds))%2 == 1

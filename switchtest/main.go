@@ -127,6 +127,7 @@ flags:
 		fs.PrintDefaults()
 	}
 	fs.IntVar(&o.Clients, "clients", 50, "number of client connections writing through the proxy")
+	fs.IntVar(&o.Proxies, "proxies", 1, "proxies in front of the same primary; with more than 1, the first lists the others\nin switch.peers and gets every cmd=switch, and the load is spread over all of them")
 	fs.IntVar(&o.Switches, "switches", 5, "number of switches; 0 = long-running: SIGHUP switches, SIGINT ends")
 	fs.BoolVar(&o.Forever, "forever", false, "long-running: switch every -interval until SIGINT (or -duration); SIGHUP adds one")
 	fs.DurationVar(&o.Duration, "duration", 0, "total load time; with -switches > 0 the switches are spread evenly over it\n(overriding -interval); with -switches 0 or -forever the run ends after it (0 = at SIGINT)")
@@ -151,6 +152,12 @@ flags:
 	}
 	if o.Clients < 1 {
 		problems = append(problems, "-clients must be at least 1")
+	}
+	if o.Proxies < 1 {
+		problems = append(problems, "-proxies must be at least 1")
+	}
+	if o.Proxies > 1 && o.Manual {
+		problems = append(problems, "-manual drives one proxy; -proxies > 1 needs cmd=switch")
 	}
 	if o.Switches < 0 {
 		problems = append(problems, "-switches must not be negative")

@@ -328,10 +328,12 @@ type pubsubLoad struct {
 
 // startPubSub subscribes nSubs subscribers and starts nPubs publishers,
 // each publishing rate messages a second; event numbers begin at firstID.
-func startPubSub(nSubs, nPubs int, rate float64, addr string, timeout time.Duration, ev *eventLog, firstID int) (*pubsubLoad, error) {
+// Subscriber i and publisher i go through addrs[i mod len(addrs)] (the
+// proxies of a fleet).
+func startPubSub(nSubs, nPubs int, rate float64, addrs []string, timeout time.Duration, ev *eventLog, firstID int) (*pubsubLoad, error) {
 	ps := &pubsubLoad{stop: make(chan struct{})}
 	for i := range nPubs {
-		p := &publisher{id: i, eventID: firstID + nSubs + i, shard: i%3 == 2, addr: addr, timeout: timeout, ev: ev, epoch: &ps.epoch}
+		p := &publisher{id: i, eventID: firstID + nSubs + i, shard: i%3 == 2, addr: addrs[i%len(addrs)], timeout: timeout, ev: ev, epoch: &ps.epoch}
 		p.channel = pubChannelPrefix + strconv.Itoa(i)
 		if p.shard {
 			p.channel = shardPrefix + strconv.Itoa(i)
@@ -341,7 +343,7 @@ func startPubSub(nSubs, nPubs int, rate float64, addr string, timeout time.Durat
 	for i := range nSubs {
 		s := &subscriber{id: i, eventID: firstID + i, mode: subMode(i % int(numSubModes)), resp3: (i/int(numSubModes))%2 == 1,
 			ev: ev, pubs: ps.pubs, got: make(map[int][]int64)}
-		if err := s.subscribe(addr, timeout); err != nil {
+		if err := s.subscribe(addrs[i%len(addrs)], timeout); err != nil {
 			ps.closeSubs()
 			return nil, fmt.Errorf("subscriber %d (%s): %w", i, s.mode, err)
 		}

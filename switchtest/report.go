@@ -69,6 +69,10 @@ type Report struct {
 	WritesDuplicated int64         `json:"writes_duplicated"`
 
 	Proxy ProxyEnd `json:"proxy"`
+	// Proxies is the fleet's size with -proxies > 1 (Proxy is then the
+	// coordinator's, p1), else 0; Peers the other proxies' ends.
+	Proxies int       `json:"proxies,omitempty"`
+	Peers   []PeerEnd `json:"peers,omitempty"`
 
 	Switches      []SwitchResult `json:"switches"`
 	Events        []Event        `json:"events,omitempty"`
@@ -168,17 +172,23 @@ func (rep *Report) collectLoad(clients []*loadClient) {
 	}
 }
 
-func (rep *Report) setProxy(info proxyInfo) {
+func (rep *Report) setProxy(info proxyInfo) { rep.Proxy = proxyEnd(info) }
+
+// proxyEnd is the ProxyEnd of a proxy's /info.json (exit status and log
+// warnings come later).
+func proxyEnd(info proxyInfo) ProxyEnd {
 	c := info.Counters
-	rep.Proxy.ClientsAccepted = c.ClientsAccepted
-	rep.Proxy.Commands = c.Commands
-	rep.Proxy.Errors = c.Errors
-	rep.Proxy.TimeLimitDisconnects = c.TimeLimitDisconnects
-	rep.Proxy.UplinkDialErrors = c.UplinkDialErrors
-	rep.Proxy.Pauses = c.Pauses
-	rep.Proxy.Switches = c.Switches
-	rep.Proxy.Reloads = c.Reloads
-	rep.Proxy.ReloadsFailed = c.ReloadsFailed
+	return ProxyEnd{
+		ClientsAccepted:      c.ClientsAccepted,
+		Commands:             c.Commands,
+		Errors:               c.Errors,
+		TimeLimitDisconnects: c.TimeLimitDisconnects,
+		UplinkDialErrors:     c.UplinkDialErrors,
+		Pauses:               c.Pauses,
+		Switches:             c.Switches,
+		Reloads:              c.Reloads,
+		ReloadsFailed:        c.ReloadsFailed,
+	}
 }
 
 // judge computes the summaries and decides Pass: no failed switch, every
@@ -238,6 +248,14 @@ func (rep *Report) judge() {
 		{int64(rep.IdleClients), "clients without a single acknowledged write"},
 		{int64(rep.Proxy.Errors), "error replies counted by the proxy (counters.errors)"},
 		{int64(rep.Proxy.TimeLimitDisconnects), "time-limit disconnects counted by the proxy"},
+	}
+	for _, pe := range rep.Peers {
+		if pe.Proxy.Errors != 0 {
+			rep.fail("%d error replies counted by proxy %s (counters.errors)", pe.Proxy.Errors, pe.Name)
+		}
+		if pe.Proxy.TimeLimitDisconnects != 0 {
+			rep.fail("%d time-limit disconnects counted by proxy %s", pe.Proxy.TimeLimitDisconnects, pe.Name)
+		}
 	}
 	for _, c := range counts {
 		if c.n != 0 {
@@ -325,6 +343,14 @@ func (rep *Report) WriteText(w io.Writer) {
 		rep.Proxy.UplinkDialErrors, rep.Proxy.ExitCode, rep.Proxy.LogWarnings)
 	for _, l := range rep.Proxy.Warnings {
 		p("  %s", l)
+	}
+	for _, pe := range rep.Peers {
+		x := pe.Proxy
+		p("proxy %s (peer, %s): %d pauses, %d clients accepted, %d commands, %d errors, %d time-limit disconnects, %d uplink dial errors, exit status %d, %d WARN/ERROR log lines",
+			pe.Name, pe.Admin, x.Pauses, x.ClientsAccepted, x.Commands, x.Errors, x.TimeLimitDisconnects, x.UplinkDialErrors, x.ExitCode, x.LogWarnings)
+		for _, l := range x.Warnings {
+			p("  %s", l)
+		}
 	}
 
 	if len(rep.Switches) > 0 {

@@ -2,21 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"redis-proxy/config"
-	"redis-proxy/internal/redistest"
 )
 
 // options are the parameters of one run (the flags of main).
 type options struct {
 	Clients         int
+	Proxies         int           // proxies in front of the same primary (fleet.go); 1 or less: one
 	Switches        int           // 0: on demand only (SIGHUP), or every Interval with Forever
 	Forever         bool          // switch every Interval until stopped
 	Duration        time.Duration // see the -duration flag
@@ -69,14 +66,19 @@ type runner struct {
 	dir     string
 	cfg     config.Config
 	cfgPath string
-	nodes   []*node // every redis-server started, for the clean-up
-	cur     *node   // the proxy's uplink
-	px      *proxyProc
-	adm     *adminClient
-	ev      *eventLog
-	ld      *load
-	ps      *pubsubLoad // nil without subscribers
-	rep     *Report
+	nodes   []*node      // every redis-server started, for the clean-up
+	cur     *node        // the proxy's uplink
+	px      *proxyProc   // the proxy (in a fleet, the coordinator, fleet[0])
+	adm     *adminClient // its admin API
+	fleet   []*member    // every proxy, the coordinator first
+	// fleetExited is closed when a proxy of the fleet exits, firstExited
+	// then being that one.
+	fleetExited chan struct{}
+	firstExited *member
+	ev          *eventLog
+	ld          *load
+	ps          *pubsubLoad // nil without subscribers
+	rep         *Report
 
 	attempted  int
 	mark       time.Time // progress: when the last progress line was written
@@ -114,6 +116,9 @@ func run(ctx context.Context, o options, ctl control) (rep *Report, err error) {
 	}
 	if o.Interval <= 0 {
 		o.Interval = time.Second
+	}
+	if o.Proxies < 1 {
+		o.Proxies = 1
 	}
 	if o.ReadTimeLimitMS <= 0 {
 		o.ReadTimeLimitMS = config.DefaultReadTimeLimitMS
@@ -157,24 +162,30 @@ func (r *runner) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := r.startProxy(ctx, bin); err != nil {
+	if err := r.startProxies(ctx, bin); err != nil {
 		return err
 	}
-	r.adm = newAdminClient(r.cfg.Admin.Addr)
 	actx, cancel := context.WithTimeout(ctx, unpauseDeadline)
 	defer cancel()
-	if err := r.adm.healthz(actx); err != nil {
-		return fmt.Errorf("proxy started but: %w", err)
-	}
-	info, err := r.adm.info(actx)
-	if err != nil {
-		return err
-	}
-	if info.Uplink.Addr != first.addr() {
-		return fmt.Errorf("/info.json: uplink %s, want %s", info.Uplink.Addr, first.addr())
+	var info proxyInfo
+	for i, m := range r.fleet {
+		if err := m.adm.healthz(actx); err != nil {
+			return fmt.Errorf("proxy %s started but: %w", m.name, err)
+		}
+		mi, err := m.adm.info(actx)
+		if err != nil {
+			return err
+		}
+		if mi.Uplink.Addr != first.addr() {
+			return fmt.Errorf("proxy %s: /info.json: uplink %s, want %s", m.name, mi.Uplink.Addr, first.addr())
+		}
+		if i == 0 {
+			info = mi
+		}
 	}
 
-	r.ld, err = startLoad(r.o.Clients, r.cfg.Listen.Addr, r.clientTimeout(), r.o.Rate, r.ev, r.o.kinds)
+	addrs := r.listenAddrs()
+	r.ld, err = startLoad(r.o.Clients, addrs, r.clientTimeout(), r.o.Rate, r.ev, r.o.kinds)
 	if err != nil {
 		return err
 	}
@@ -185,7 +196,7 @@ func (r *runner) setup(ctx context.Context) error {
 			rate = defaultPublishRate
 		}
 		r.o.PublishRate = rate
-		r.ps, err = startPubSub(r.o.Subscribers, r.o.Publishers, rate, r.cfg.Listen.Addr, r.clientTimeout(), r.ev, r.o.Clients)
+		r.ps, err = startPubSub(r.o.Subscribers, r.o.Publishers, rate, addrs, r.clientTimeout(), r.ev, r.o.Clients)
 		if err != nil {
 			return err
 		}
@@ -201,8 +212,17 @@ func (r *runner) setup(ctx context.Context) error {
 		ReadTimeLimitMS: r.o.ReadTimeLimitMS,
 		RatePerClient:   r.o.Rate,
 	}
-	r.logf("%d clients writing through the proxy %s (admin %s) to %s; redis-server %s",
-		r.o.Clients, r.cfg.Listen.Addr, r.cfg.Admin.Addr, first, r.rep.RedisVersion)
+	if len(r.fleet) == 1 {
+		r.logf("%d clients writing through the proxy %s (admin %s) to %s; redis-server %s",
+			r.o.Clients, r.cfg.Listen.Addr, r.cfg.Admin.Addr, first, r.rep.RedisVersion)
+		return nil
+	}
+	r.rep.Proxies = len(r.fleet)
+	for _, m := range r.fleet {
+		r.logf("proxy %s: listen %s, admin %s, switch.peers %q", m.name, m.cfg.Listen.Addr, m.cfg.Admin.Addr, m.cfg.Switch.Peers)
+	}
+	r.logf("%d clients writing through %d proxies (client i through proxy p(i mod %d + 1)) to %s; redis-server %s",
+		r.o.Clients, len(r.fleet), len(r.fleet), first, r.rep.RedisVersion)
 	return nil
 }
 
@@ -228,54 +248,38 @@ func (r *runner) startNode(ctx context.Context) (*node, error) {
 	return n, nil
 }
 
-// startProxy writes the config (free loopback ports, uplink = r.cur) and
-// starts the proxy, with other ports if one was taken meanwhile.
-func (r *runner) startProxy(ctx context.Context, bin string) error {
-	r.cfgPath = filepath.Join(r.dir, "config.json")
-	r.cfg = *config.Default()
-	r.cfg.ReadTimeLimitMS = r.o.ReadTimeLimitMS
-	r.cfg.Uplink.Addr = r.cur.addr()
-	var verbose io.Writer
-	if r.o.Verbose {
-		verbose = r.log
-	}
-	for attempt := 1; ; attempt++ {
-		listen, err := redistest.FreeAddr()
+// startProxies starts the proxies: the peers first, then the coordinator
+// with their admin base URLs in switch.peers (none with one proxy).
+func (r *runner) startProxies(ctx context.Context, bin string) error {
+	var peers []*member
+	var urls []string
+	for i := 2; i <= r.o.Proxies; i++ {
+		m, err := r.startMember(ctx, bin, fmt.Sprintf("p%d", i), nil)
 		if err != nil {
+			for _, p := range peers {
+				p.px.kill()
+			}
 			return err
 		}
-		admin, err := redistest.FreeAddr()
-		if err != nil {
-			return err
-		}
-		r.cfg.Listen.Addr, r.cfg.Admin.Addr = listen, admin
-		if err := r.writeConfig(); err != nil {
-			return err
-		}
-		r.px, err = startProxy(ctx, bin, r.cfgPath, filepath.Join(r.dir, "proxy.log"), verbose)
-		if err == nil {
-			r.vlogf("proxy pid %d started", r.px.pid())
-			return nil
-		}
-		if attempt == 3 || !errors.Is(err, errAddrInUse) {
-			return err
-		}
+		peers = append(peers, m)
+		urls = append(urls, "http://"+m.cfg.Admin.Addr)
 	}
+	coord, err := r.startMember(ctx, bin, "p1", urls)
+	if err != nil {
+		for _, p := range peers {
+			p.px.kill()
+		}
+		return err
+	}
+	r.fleet = append([]*member{coord}, peers...)
+	r.cfg, r.cfgPath, r.px, r.adm = coord.cfg, coord.cfgPath, coord.px, coord.adm
+	r.watchFleet()
+	return nil
 }
 
 // writeConfig writes r.cfg to the config file atomically (a reload must
 // never read half a file).
-func (r *runner) writeConfig() error {
-	b, err := json.MarshalIndent(&r.cfg, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := r.cfgPath + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, r.cfgPath)
-}
+func (r *runner) writeConfig() error { return writeConfigFile(r.cfgPath, &r.cfg) }
 
 // wake is why wait returned.
 type wake int
@@ -309,8 +313,13 @@ func (r *runner) wait(ctx context.Context, ctl control, d time.Duration, end <-c
 		return wakeEnd
 	case <-timer:
 		return wakeTimer
-	case <-r.px.exited():
-		r.rep.fail("the proxy exited during the run (%v); its log ends:\n%s", r.px.p.State(), r.px.logTail())
+	case <-r.fleetExited:
+		m := r.firstExited
+		name := "the proxy"
+		if len(r.fleet) > 1 {
+			name = "proxy " + m.name
+		}
+		r.rep.fail("%s exited during the run (%v); its log ends:\n%s", name, m.px.p.State(), m.px.logTail())
 		return wakeProxyDied
 	}
 }
@@ -376,9 +385,14 @@ func (r *runner) finish(ctx context.Context) {
 	rep := r.rep
 	actx, cancel := context.WithTimeout(ctx, unpauseDeadline)
 	defer cancel()
-	before, err := r.adm.info(actx)
-	if err != nil {
-		rep.fail("/info.json before the end of the load: %v", err)
+	befores := make([]proxyInfo, len(r.fleet))
+	var err error
+	for i, m := range r.fleet {
+		var e error
+		if befores[i], e = m.adm.info(actx); e != nil {
+			rep.fail("proxy %s: /info.json before the end of the load: %v", m.name, e)
+			err = e
+		}
 	}
 	r.ld.halt()
 	r.ps.halt()
@@ -388,20 +402,45 @@ func (r *runner) finish(ctx context.Context) {
 	if r.ps != nil {
 		rep.PubSub = r.ps.result(r.o.PublishRate)
 	}
-	want := r.o.Clients
+	// Client i, subscriber j and publisher k went through proxy i, j and
+	// k mod the fleet's size.
+	want := make([]int, len(r.fleet))
+	count := func(n int) {
+		for i := range n {
+			want[i%len(r.fleet)]++
+		}
+	}
+	count(r.o.Clients)
 	if r.ps != nil {
-		want += len(r.ps.subs) + len(r.ps.pubs)
+		count(len(r.ps.subs))
+		count(len(r.ps.pubs))
 	}
-	if err == nil && before.Clients != want {
-		rep.fail("the proxy had %d clients at the end of the load, want %d", before.Clients, want)
+	for _, m := range r.fleet[1:] {
+		rep.Peers = append(rep.Peers, PeerEnd{Name: m.name, Admin: "http://" + m.cfg.Admin.Addr})
 	}
-	after, err := r.adm.info(actx)
-	if err != nil {
-		rep.fail("/info.json after the load: %v", err)
-	} else {
-		rep.setProxy(after)
+	for i, m := range r.fleet {
+		name := "the proxy"
+		if len(r.fleet) > 1 {
+			name = "proxy " + m.name
+		}
+		if err == nil && befores[i].Clients != want[i] {
+			rep.fail("%s had %d clients at the end of the load, want %d", name, befores[i].Clients, want[i])
+		}
+		after, err := m.adm.info(actx)
+		if err != nil {
+			rep.fail("%s: /info.json after the load: %v", name, err)
+			continue
+		}
+		if i == 0 {
+			rep.setProxy(after)
+		} else {
+			rep.Peers[i-1].Proxy = proxyEnd(after)
+		}
 		if after.Uplink.Addr != r.cur.addr() {
-			rep.fail("the proxy's uplink is %s, want %s", after.Uplink.Addr, r.cur)
+			rep.fail("%s's uplink is %s, want %s", name, after.Uplink.Addr, r.cur)
+		}
+		if len(r.fleet) > 1 && after.Counters.ClientsAccepted != uint64(want[i]) {
+			rep.fail("%s accepted %d clients, want %d (a client connected again)", name, after.Counters.ClientsAccepted, want[i])
 		}
 	}
 
@@ -412,14 +451,24 @@ func (r *runner) finish(ctx context.Context) {
 	}
 	rep.Verification = &v
 
-	code, forced := r.px.stop(r.rtl() + stopMargin)
-	rep.Proxy.ExitCode = code
-	if forced {
-		rep.fail("the proxy did not stop within %v of SIGTERM; killed", r.rtl()+stopMargin)
-	} else if code != 0 {
-		rep.fail("the proxy exited with status %d on SIGTERM, want 0", code)
+	for i, m := range r.fleet {
+		name := "the proxy"
+		end := &rep.Proxy
+		if i > 0 {
+			name = "proxy " + m.name
+			end = &rep.Peers[i-1].Proxy
+		} else if len(r.fleet) > 1 {
+			name = "proxy p1"
+		}
+		code, forced := m.px.stop(r.rtl() + stopMargin)
+		end.ExitCode = code
+		if forced {
+			rep.fail("%s did not stop within %v of SIGTERM; killed", name, r.rtl()+stopMargin)
+		} else if code != 0 {
+			rep.fail("%s exited with status %d on SIGTERM, want 0", name, code)
+		}
+		end.LogWarnings, end.Warnings = m.px.logWarnings()
 	}
-	rep.Proxy.LogWarnings, rep.Proxy.Warnings = r.px.logWarnings()
 	rep.Events, rep.EventsDropped = r.ev.snapshot()
 	if r.o.Keep {
 		rep.TempDir = r.dir
@@ -433,19 +482,19 @@ func (r *runner) cleanup(ctx context.Context) {
 	if r.ld != nil {
 		r.ld.signalStop()
 	}
-	if r.px != nil {
+	for _, m := range r.fleet {
 		if ctx.Err() != nil {
-			r.px.kill()
+			m.px.kill()
 		} else {
-			r.px.stop(r.rtl() + stopMargin)
+			m.px.stop(r.rtl() + stopMargin)
 		}
 	}
 	if r.ld != nil {
 		r.ld.wait() // quick: the proxy is gone, so every client's call ends
 	}
 	r.ps.abort()
-	if r.adm != nil {
-		r.adm.close()
+	for _, m := range r.fleet {
+		m.adm.close()
 	}
 	for _, n := range r.nodes {
 		if err := n.stop(); err != nil {
