@@ -286,6 +286,9 @@ func (rep *Report) WriteText(w io.Writer) {
 	p("")
 	p("switchtest report: %s", verdict)
 	p("  setup      redis-server %s, redis-proxy %s, read_time_limit_ms %d", rep.RedisVersion, rep.ProxyVersion, rep.ReadTimeLimitMS)
+	if rep.Proxies > 1 {
+		p("  proxies    %d: p1 the coordinator (switch.peers: the others, every cmd=switch), client i through p(i mod %d + 1)", rep.Proxies, rep.Proxies)
+	}
 	p("  clients    %d: %s", rep.Clients, rep.ClientMix)
 	p("  switches   %d done %s, %d failed%s", rep.SwitchesDone, planned, rep.SwitchesFailed, early)
 	limit := "as fast as each client can"

@@ -96,6 +96,91 @@ func TestSwitchUnderLoad(t *testing.T) {
 	}
 }
 
+// TestSwitchFleet: three proxies in front of the same primary, the first
+// with the other two in switch.peers; each cmd=switch goes to it only and
+// moves all three. The load (writers of every kind, subscribers and
+// publishers) is spread over the three, so a message often crosses from
+// one proxy to another. The report must be clean and every proxy must
+// have done every pause, kept every client and ended on the last server.
+func TestSwitchFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: this test drives real redis-servers and three proxies")
+	}
+	const switches = 3
+	o := options{
+		Proxies:     3,
+		Clients:     12,
+		Switches:    switches,
+		Interval:    300 * time.Millisecond,
+		Subscribers: 6,
+		Publishers:  3,
+		PublishRate: 100,
+		ProxyBin:    proxyBinary.Path(t),
+		Log:         testLog{t},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	start := time.Now()
+	rep, err := run(ctx, o, control{})
+	if errors.Is(err, redistest.ErrNotInstalled) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v (CI=true: a missing redis-server fails the test)", err)
+		}
+		t.Skipf("%v (install redis-server or set REDIS_SERVER; with CI=true this fails)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	if !rep.Pass {
+		t.Fatalf("the run failed:\n%s", text.String())
+	}
+	t.Logf("%v:\n%s", time.Since(start).Round(time.Millisecond), text.String())
+
+	// 12 clients, 6 subscribers, 3 publishers: 4+2+1 on each proxy.
+	checks := []struct {
+		what       string
+		have, want any
+	}{
+		{"proxies", rep.Proxies, 3},
+		{"peers reported", len(rep.Peers), 2},
+		{"switches done", rep.SwitchesDone, switches},
+		{"coordinator switches (cmd=switch)", rep.Proxy.Switches, uint64(switches)},
+		{"coordinator pauses", rep.Proxy.Pauses, uint64(switches)},
+		{"coordinator clients accepted", rep.Proxy.ClientsAccepted, uint64(7)},
+		{"writes checked = writes acknowledged", rep.Verification.WritesChecked, rep.WritesAcked},
+		{"pub/sub delivered = expected", rep.PubSub.Delivered, rep.PubSub.Expected},
+	}
+	for _, pe := range rep.Peers {
+		checks = append(checks, []struct {
+			what       string
+			have, want any
+		}{
+			{pe.Name + " pauses", pe.Proxy.Pauses, uint64(switches)},
+			{pe.Name + " switches (it did none itself)", pe.Proxy.Switches, uint64(0)},
+			{pe.Name + " clients accepted", pe.Proxy.ClientsAccepted, uint64(7)},
+			{pe.Name + " exit status", pe.Proxy.ExitCode, 0},
+		}...)
+		if pe.Proxy.Commands < 100 {
+			t.Errorf("%s: only %d commands: the load did not go through it", pe.Name, pe.Proxy.Commands)
+		}
+	}
+	for _, c := range checks {
+		if c.have != c.want {
+			t.Errorf("%s: have %v, want %v", c.what, c.have, c.want)
+		}
+	}
+	if rep.WritesAcked < 1000 {
+		t.Errorf("only %d acknowledged writes: the load did not run", rep.WritesAcked)
+	}
+	for _, s := range rep.Switches {
+		if s.To == s.From || s.MasterOffset <= 0 || s.HeldMS <= 0 {
+			t.Errorf("switch %d: from %s to %s at offset %d, paused_ms %v", s.N, s.From, s.To, s.MasterOffset, s.HeldMS)
+		}
+	}
+}
+
 // TestSwitchRollsBack: a switch that fails while the proxy is paused is
 // rolled back (cmd=unpause on the old uplink, the new server stopped) and
 // fails the run, but the clients notice nothing and lose nothing. Its load
@@ -489,6 +574,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"-forever", "-switches", "3"}, 2},
 		{[]string{"-nosuchflag"}, 2},
 		{[]string{"extra"}, 2},
+		{[]string{"-proxies", "0"}, 2},
+		{[]string{"-proxies", "3", "-manual"}, 2},
 	}
 	for _, tt := range tests {
 		if code := mainCode(tt.args, io.Discard, io.Discard); code != tt.code {
