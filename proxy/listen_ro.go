@@ -78,3 +78,20 @@ func (s *session) leaveReplica() error {
 	s.flushUp()
 	return s.q.waitEmpty(s.done)
 }
+
+// where is the session's listener and the server its connection goes to,
+// for the client list.
+func (s *session) where() (listener, server string) {
+	listener = "listen"
+	if s.ro {
+		listener = "listen_ro"
+	}
+	if u := s.cur.Load(); u != nil && !u.dead.Load() {
+		if u.rep != nil {
+			server = u.rep.addr
+		} else {
+			server = s.p.conf().target.addr
+		}
+	}
+	return listener, server
+}

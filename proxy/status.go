@@ -112,6 +112,10 @@ type ClientInfo struct {
 	// "pubsub" (subscribed), "tracking" (CLIENT TRACKING on), "monitor".
 	Flags []string `json:"flags"`
 	Subs  int      `json:"subs"` // subscribed channels, patterns and shard channels
+	// Listener is "listen" or "listen_ro"; Server the address its
+	// connection goes to ("" while it has none).
+	Listener string `json:"listener"`
+	Server   string `json:"server"`
 }
 
 // Charts are the status page's charts: one sample per IntervalS seconds,
