@@ -185,3 +185,23 @@ func TestReplicaNoneNoFallback(t *testing.T) {
 		t.Errorf("status: %+v", st)
 	}
 }
+
+// TestReplicaListenerPass: listen_ro asks for its own password; listen's
+// is not it, and a reader with it reads from the replica.
+func TestReplicaListenerPass(t *testing.T) {
+	primary, reps := replicaSet(t, 1)
+	cfg := roConfig(primary.Addr, false)
+	cfg.Listen.Pass, cfg.ListenRO.Pass = "rw-secret", "ro-secret"
+	p := startProxy(t, cfg)
+	waitFor(t, "a healthy replica", func() bool { return healthyReplicas(p) == 1 })
+	c := redistest.MustDial(t, p.ROAddr().String())
+	expectPrefix(t, c, "(error) NOAUTH", "GET", "k")
+	expectPrefix(t, c, "(error) WRONGPASS", "AUTH", "rw-secret")
+	expect(t, c, "OK", "AUTH", "ro-secret")
+	if port := serverPort(t, c); port != reps[0].Addr {
+		t.Errorf("read on %s, want the replica %s", port, reps[0].Addr)
+	}
+	if cl := p.Clients(); len(cl) != 1 || cl[0].Listener != "listen_ro" || cl[0].Server != reps[0].Addr {
+		t.Errorf("clients: %+v", cl)
+	}
+}
