@@ -75,6 +75,22 @@ func writeMetrics(b *bytes.Buffer, st proxy.Status) {
 		counter("uplink_check_failures_total", "Failed health checks of the uplink.", float64(hl.Failures))
 	}
 
+	if len(st.Replicas) > 0 {
+		counter("read_fallbacks_total", "listen_ro connections sent to the primary because no replica was healthy.", float64(c.ReadFallbacks))
+		family(b, "replica_up", "gauge", "1 when the replica is healthy (answers, role slave, link up, lag within max_lag_bytes), else 0.")
+		for _, r := range st.Replicas {
+			sample(b, "replica_up", label("addr", r.Addr), boolValue(r.Healthy))
+		}
+		family(b, "replica_lag_bytes", "gauge", "The primary's master_repl_offset minus the replica's slave_repl_offset at the last check.")
+		for _, r := range st.Replicas {
+			sample(b, "replica_lag_bytes", label("addr", r.Addr), float64(r.LagBytes))
+		}
+		family(b, "replica_clients", "gauge", "listen_ro clients assigned to the replica.")
+		for _, r := range st.Replicas {
+			sample(b, "replica_clients", label("addr", r.Addr), float64(r.Clients))
+		}
+	}
+
 	histogram(b, "command_duration_seconds", "Time from forwarding a command to the uplink to handing its reply to the client.", st.Latency)
 	histogram(b, "pause_duration_seconds", "Time from a pause request to the paused state.", st.PauseDurations)
 }

@@ -98,6 +98,7 @@ func (s *session) info(now int64) ClientInfo {
 		IdleS: max(0, float64(now-s.obs.lastCmd.Load())/1e9),
 		Flags: []string{},
 	}
+	ci.Listener, ci.Server = s.where()
 	if s.obs.lastCmd.Load() == 0 {
 		ci.IdleS = ci.AgeS
 	}

@@ -191,7 +191,7 @@ func (s *session) command(argc int, name []byte) error {
 // listen.forward_auth forwards it: Redis answers, and the reply tells
 // the credentials to replay.
 func (s *session) auth(argc int) error {
-	if s.p.conf().cfg.Listen.ForwardAuth {
+	if s.forwardsAuth() {
 		return s.forwardAuth(argc)
 	}
 	if argc < 2 {
@@ -242,7 +242,7 @@ func (s *session) forwardAuth(argc int) error {
 // checkPass checks a client's credentials; "" means accepted, otherwise
 // the error Redis would give.
 func (s *session) checkPass(user, pass []byte, passOnly bool) string {
-	want := s.p.conf().cfg.Listen.Pass
+	want := s.listenPass()
 	if want == "" {
 		if passOnly {
 			return msgNoPassword
@@ -306,7 +306,7 @@ func (s *session) hello(argc int) error {
 			return s.reply(resp.AppendError(s.hdr[:0], "ERR Syntax error in HELLO option '"+string(s.args[i])+"'"))
 		}
 	}
-	fwdAuth := hasAuth && s.p.conf().cfg.Listen.ForwardAuth
+	fwdAuth := hasAuth && s.forwardsAuth()
 	if fwdAuth {
 		s.setAuthed() // Redis is the judge
 	} else if hasAuth {
@@ -567,7 +567,7 @@ func (s *session) reset() error {
 	s.setRedirect(nil)
 	s.tprotoRESP3.Store(false)
 	s.publishView()
-	if s.p.conf().cfg.Listen.Pass != "" {
+	if s.listenPass() != "" {
 		s.authed = false
 		s.cr.SetLimits(resp.UnauthenticatedLimits)
 	}

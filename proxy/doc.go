@@ -37,5 +37,7 @@
 //	history.go    the last 50 operations
 //	stats.go      counters and histograms
 //	status.go     the exported types of Status
+//	listen_ro.go  the read listener (listen_ro): its sessions, their password, leaving a replica
+//	replicas.go   the replicas listen_ro reads from: the set, its checks, choosing one for a session
 //	raw.go        the raw relay (listen_raw)
 package proxy

@@ -188,6 +188,7 @@ func roundTrip(c *uplink) (string, error) {
 // (for the latency) and err nil for a success. Changes are logged, not
 // every check.
 func (p *Proxy) checked(conf *runtimeConfig, start time.Time, ri replInfo, err error) {
+	defer p.replicas.kickCheck() // the replicas are checked against this result (replicas.go)
 	now := time.Now()
 	h := Health{OK: err == nil, LastCheck: now.UTC().Format(time.RFC3339)}
 	if err != nil {

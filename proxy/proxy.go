@@ -45,6 +45,7 @@ type runtimeConfig struct {
 	target    *target
 	listenTLS *tls.Config
 	rawTLS    *tls.Config
+	roTLS     *tls.Config
 	limit     time.Duration
 	idle      time.Duration
 }
@@ -76,6 +77,8 @@ type Proxy struct {
 	nextID   atomic.Uint64
 
 	ln, rawLn net.Listener
+	roLn      net.Listener // listen_ro (listen_ro.go)
+	replicas  replicaPool  // the replicas listen_ro reads from (replicas.go)
 	raw       rawSet
 	wg        sync.WaitGroup
 	stopped   chan struct{}
@@ -151,6 +154,9 @@ func buildRuntime(cfg *config.Config, gen uint64) (*runtimeConfig, error) {
 	if conf.rawTLS, err = cfg.ListenRawTLS(); err != nil {
 		return nil, err
 	}
+	if conf.roTLS, err = cfg.ListenROTLS(); err != nil {
+		return nil, err
+	}
 	return conf, nil
 }
 
@@ -179,12 +185,23 @@ func (p *Proxy) Start() error {
 		}
 		p.rawLn = rawLn
 	}
+	if err := p.listenRO(conf); err != nil {
+		ln.Close()
+		if p.rawLn != nil {
+			p.rawLn.Close()
+		}
+		return err
+	}
 	p.ln = ln
 	p.mu.Lock()
 	p.setState(StateRunning)
 	p.mu.Unlock()
 	p.wg.Add(1)
-	go p.acceptLoop(ln)
+	go p.acceptLoop(ln, false)
+	if p.roLn != nil {
+		p.wg.Add(1)
+		go p.acceptLoop(p.roLn, true)
+	}
 	if p.rawLn != nil {
 		p.wg.Add(1)
 		go p.rawLoop(p.rawLn)
@@ -194,6 +211,10 @@ func (p *Proxy) Start() error {
 	p.wg.Add(2)
 	go p.healthLoop(hctx)
 	go p.chartLoop(hctx)
+	if p.replicas.kick != nil {
+		p.wg.Add(1)
+		go p.replicaLoop(hctx)
+	}
 	return nil
 }
 
@@ -208,7 +229,8 @@ func (p *Proxy) RawAddr() net.Addr {
 	return p.rawLn.Addr()
 }
 
-func (p *Proxy) acceptLoop(ln net.Listener) {
+// acceptLoop serves listen, or listen_ro when ro.
+func (p *Proxy) acceptLoop(ln net.Listener, ro bool) {
 	defer p.wg.Done()
 	var backoff time.Duration
 	for {
@@ -226,10 +248,10 @@ func (p *Proxy) acceptLoop(ln net.Listener) {
 		}
 		backoff = 0
 		conf := p.conf()
-		if conf.cfg.Listen.TLS && conf.listenTLS != nil {
-			conn = tls.Server(conn, conf.listenTLS)
+		if tc := conf.serverTLS(ro); tc != nil {
+			conn = tls.Server(conn, tc)
 		}
-		s, ok := p.register(conn, conf.cfg.MaxClients)
+		s, ok := p.register(conn, conf.cfg.MaxClients, ro)
 		if s == nil && ok {
 			continue // stopping
 		}
@@ -250,7 +272,7 @@ func (p *Proxy) acceptLoop(ln net.Listener) {
 
 // register adds a session unless max clients are connected or the proxy
 // is stopping.
-func (p *Proxy) register(conn net.Conn, max int) (*session, bool) {
+func (p *Proxy) register(conn net.Conn, max int, ro bool) (*session, bool) {
 	p.sessMu.Lock()
 	defer p.sessMu.Unlock()
 	if p.stopping {
@@ -260,7 +282,7 @@ func (p *Proxy) register(conn net.Conn, max int) (*session, bool) {
 	if max > 0 && len(p.sessions) >= max {
 		return nil, false
 	}
-	s := p.newSession(conn)
+	s := p.newSession(conn, ro)
 	p.sessions[s] = struct{}{}
 	return s, true
 }
@@ -347,6 +369,9 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	if p.rawLn != nil {
 		p.rawLn.Close()
 	}
+	if p.roLn != nil {
+		p.roLn.Close()
+	}
 	err := p.waitDrained(ctx.Done())
 	p.sessMu.Lock()
 	p.stopping = true
@@ -390,6 +415,8 @@ func (p *Proxy) Status() Status {
 		Uplink:          UplinkInfo{Addr: conf.cfg.Uplink.Addr, TLS: conf.cfg.Uplink.TLS, Health: p.Health()},
 		Listen:          conf.cfg.Listen.Addr,
 		ListenRaw:       conf.cfg.ListenRaw.Addr,
+		ListenRO:        conf.cfg.ListenRO.Addr,
+		Replicas:        p.replicaStatus(),
 		Clients:         clients,
 		ActiveRequests:  active,
 		WaitingRequests: int(p.gate.waiting.Load()),
@@ -408,6 +435,7 @@ func (p *Proxy) Status() Status {
 			Switches:             p.switches.Load(),
 			ClientsAccepted:      p.accepted.Load(),
 			ClientsRejected:      p.rejected.Load(),
+			ReadFallbacks:        p.replicas.fallbacks.Load(),
 		},
 	}
 	st.Latency = Histogram{Bounds: latencyBounds, Counts: make([]uint64, len(latencyBounds)), Count: t.count, Sum: float64(t.sumNs) / 1e9}

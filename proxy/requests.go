@@ -423,7 +423,7 @@ func (s *session) retire() {
 // uplinkOK reports whether s.up is live and dialed for the current target.
 func (s *session) uplinkOK() bool {
 	u := s.up
-	return u != nil && !u.dead.Load() && u.gen == s.p.conf().target.gen
+	return u != nil && !u.dead.Load() && s.current(u)
 }
 
 // ensureUplink makes s.up a live connection to the current target,
@@ -434,6 +434,9 @@ func (s *session) ensureUplink() error {
 	}
 	conf := s.p.conf()
 	if s.up != nil {
+		if err := s.leaveReplica(); err != nil {
+			return err
+		}
 		s.retire()
 		if s.closing() {
 			return errSessionClosed
@@ -444,7 +447,7 @@ func (s *session) ensureUplink() error {
 		return s.dialErr
 	}
 	st := s.st
-	st.forwardAuth = conf.cfg.Listen.ForwardAuth
+	st.forwardAuth = s.forwardsAuth()
 	return s.dialUplink(conf, st)
 }
 
@@ -479,14 +482,30 @@ func (s *session) dialUplink(conf *runtimeConfig, st replay) error {
 	st.replyOff, st.replySkip = s.replyOff, s.replySkip > 0
 	st.checkServer = s.p.scripts.known()
 	s.awaitRedirectTarget(conf.target.gen, conf.limit)
-	ctx, cancel := context.WithTimeout(context.Background(), conf.limit)
-	defer cancel()
-	u, err := conf.target.dial(ctx, st, s.wrapUplink)
-	if err != nil {
-		s.dialErr = err
+	var u *uplink
+	var err error
+	for range maxDialTries {
+		var t *target
+		var rep *replica
+		if t, rep, err = s.chooseTarget(conf); err != nil {
+			break
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), conf.limit)
+		u, err = t.dial(ctx, st, s.wrapUplink)
+		cancel()
+		if err == nil {
+			u.rep = rep
+			break
+		}
 		if re := (*replayError)(nil); !errors.As(err, &re) || !re.client {
 			s.p.dialFailed(s, err) // a client's refused credentials are no uplink failure
 		}
+		if !s.p.replicaDialFailed(rep, err) {
+			break // the primary: no other to try
+		}
+	}
+	if err != nil {
+		s.dialErr = err
 		return err
 	}
 	s.carryScripts(u, conf.limit)

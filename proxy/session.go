@@ -44,6 +44,7 @@ type session struct {
 	conn   *clientConn
 	remote string
 	start  time.Time
+	ro     bool // a listen_ro client: its connections go to replicas (replicas.go)
 
 	// Shared by the pair, each through its own discipline.
 	q           *ring        // records of forwarded commands: requests push, replies pop
@@ -84,6 +85,7 @@ type session struct {
 	cursorZero bool          // its cursor is 0
 	replySkip  int           // CLIENT REPLY SKIP: the next this many commands get none
 	dialErr    error         // the last dial's error, kept for the rest of the batch
+	rep        *replica      // listen_ro: the replica it is counted on (nil: none, or the primary)
 	moveWait   time.Duration // the wait before the next try to move to a new connection
 	clock      int64         // proxy clock at the last read from the client or the last wait: a command's sent time
 	hdr        []byte
@@ -99,7 +101,7 @@ type session struct {
 	replyAt int64 // proxy clock at the last read from the uplink
 }
 
-func (p *Proxy) newSession(conn net.Conn) *session {
+func (p *Proxy) newSession(conn net.Conn, ro bool) *session {
 	s := &session{
 		p:      p,
 		id:     p.nextID.Add(1),
@@ -109,6 +111,7 @@ func (p *Proxy) newSession(conn net.Conn) *session {
 		done:   make(chan struct{}),
 		upCh:   make(chan handoff),
 		st:     newReplay(),
+		ro:     ro,
 	}
 	s.conn = &clientConn{Conn: conn, s: s}
 	s.rawc = newSockWait(conn)
@@ -116,7 +119,7 @@ func (p *Proxy) newSession(conn net.Conn) *session {
 		s.cbr = bufio.NewReaderSize(s.conn, ioBufSize) // TLS: its own, for good
 	}
 	s.cr = resp.NewReader(s.cbr)
-	s.authed = p.conf().cfg.Listen.Pass == ""
+	s.authed = s.listenPass() == ""
 	if !s.authed {
 		s.cr.SetLimits(resp.UnauthenticatedLimits)
 	}
@@ -148,6 +151,7 @@ func (s *session) serve() {
 	}
 	s.p.gate.release(&s.hold)
 	s.setRedirect(nil)
+	s.setReplica(nil)
 	s.p.unregister(s)
 	reason := s.reason
 	if reason == nil {

@@ -43,6 +43,8 @@ type Status struct {
 	Uplink          UplinkInfo     `json:"uplink"`
 	Listen          string         `json:"listen"`
 	ListenRaw       string         `json:"listen_raw,omitempty"`
+	ListenRO        string         `json:"listen_ro,omitempty"`
+	Replicas        []ReplicaInfo  `json:"replicas"` // the replicas listen_ro reads from
 	Clients         int            `json:"clients"`
 	ActiveRequests  int            `json:"active_requests"`
 	WaitingRequests int            `json:"waiting_requests"`
@@ -80,6 +82,19 @@ type Health struct {
 	Failures  uint64  `json:"failures"`
 }
 
+// ReplicaInfo is one replica listen_ro reads from: configured
+// (replicas.addrs) or discovered (listed by the primary), kept listed once
+// seen. LagBytes is the primary's master_repl_offset minus its applied
+// slave_repl_offset at the last check; Clients the listen_ro clients
+// assigned to it; Error why it is not healthy.
+type ReplicaInfo struct {
+	Addr     string `json:"addr"`
+	Healthy  bool   `json:"healthy"`
+	LagBytes int64  `json:"lag_bytes"`
+	Clients  int    `json:"clients"`
+	Error    string `json:"error"`
+}
+
 // ClientInfo is one client of the managed listener, for /clients.json.
 type ClientInfo struct {
 	ID    uint64  `json:"id"`
@@ -97,6 +112,10 @@ type ClientInfo struct {
 	// "pubsub" (subscribed), "tracking" (CLIENT TRACKING on), "monitor".
 	Flags []string `json:"flags"`
 	Subs  int      `json:"subs"` // subscribed channels, patterns and shard channels
+	// Listener is "listen" or "listen_ro"; Server the address its
+	// connection goes to ("" while it has none).
+	Listener string `json:"listener"`
+	Server   string `json:"server"`
 }
 
 // Charts are the status page's charts: one sample per IntervalS seconds,
@@ -140,6 +159,7 @@ type Counters struct {
 	Failovers            uint64  `json:"failovers"`
 	ClientsAccepted      uint64  `json:"clients_accepted"`
 	ClientsRejected      uint64  `json:"clients_rejected"` // max_clients
+	ReadFallbacks        uint64  `json:"read_fallbacks"`   // listen_ro connections sent to the primary: no healthy replica
 	PausedSeconds        float64 `json:"paused_seconds_total"`
 	LastPauseMS          float64 `json:"last_pause_ms"`
 	LastReloadMS         float64 `json:"last_reload_ms"`

@@ -45,6 +45,7 @@ type uplink struct {
 	bw      *bufio.Writer // nil between batches (pooled); the request goroutine's
 	r       *resp.Reader
 	gen     uint64
+	rep     *replica    // the replica it goes to (listen_ro); nil: the primary
 	id      int64       // its CLIENT ID (client connections only)
 	swallow int         // confirmations of the re-subscription still to come (pubsub.go)
 	tracked bool        // CLIENT TRACKING was replayed on it (tracking.go)
