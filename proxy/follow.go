@@ -127,6 +127,12 @@ func (p *Proxy) followLoop(ctx context.Context) {
 func (r *followRun) checked(ctx context.Context, h Health) {
 	p := r.p
 	cfg := p.conf().cfg
+	mode := followMode(cfg.Uplink.Sentinel.Enabled(), cfg.Uplink.Candidates)
+	if mode == "" {
+		r.endHold() // the mode was turned off by a reload
+		r.splitBrain(nil)
+		return
+	}
 	healthy := h.OK && h.Role == "master"
 	switch {
 	case healthy:
@@ -139,7 +145,7 @@ func (r *followRun) checked(ctx context.Context, h Health) {
 		r.failures++
 		r.startHold()
 	}
-	switch followMode(cfg.Uplink.Sentinel.Enabled(), cfg.Uplink.Candidates) {
+	switch mode {
 	case "sentinel":
 		if addr, sentinel, err := p.askSentinels(ctx, cfg); err == nil && !sameAddr(addr, cfg.Uplink.Addr) {
 			r.failover(ctx, announced{addr: addr, why: "sentinel " + sentinel + " get-master-addr-by-name", at: time.Now()}, false)
