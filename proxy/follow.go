@@ -47,6 +47,10 @@ type announced struct {
 	addr string
 	why  string
 	at   time.Time
+	// ask: an answer to get-master-addr-by-name, from one sentinel that
+	// may not have learnt of a switch yet; it moves the proxy only while
+	// the uplink is not a healthy master. A +switch-master moves it at once.
+	ask bool
 }
 
 func (f *follower) init() {
@@ -95,6 +99,7 @@ type followRun struct {
 	failures int      // health checks failed in a row
 	former   []string // the uplinks moved away from (candidates mode)
 	split    string   // the two-masters error in force, "" when none
+	healthy  bool     // the last check found the uplink a master
 }
 
 // followLoop runs until ctx ends (Shutdown).
@@ -134,6 +139,7 @@ func (r *followRun) checked(ctx context.Context, h Health) {
 		return
 	}
 	healthy := h.OK && h.Role == "master"
+	r.healthy = healthy
 	switch {
 	case healthy:
 		r.failures, r.holdUsed = 0, false
@@ -148,7 +154,7 @@ func (r *followRun) checked(ctx context.Context, h Health) {
 	switch mode {
 	case "sentinel":
 		if addr, sentinel, err := p.askSentinels(ctx, cfg); err == nil && !sameAddr(addr, cfg.Uplink.Addr) {
-			r.failover(ctx, announced{addr: addr, why: "sentinel " + sentinel + " get-master-addr-by-name", at: time.Now()}, false)
+			r.failover(ctx, announced{addr: addr, why: "sentinel " + sentinel + " get-master-addr-by-name", at: time.Now(), ask: true}, false)
 		}
 	case "candidates":
 		r.candidates(ctx, h, healthy)
@@ -220,7 +226,7 @@ func (r *followRun) splitBrain(masters []string) {
 func (r *followRun) failover(ctx context.Context, a announced, persist bool) {
 	p := r.p
 	from := p.conf().cfg.Uplink.Addr
-	if a.addr == "" || sameAddr(a.addr, from) {
+	if a.addr == "" || sameAddr(a.addr, from) || (a.ask && r.healthy && from != "") {
 		return
 	}
 	start := time.Now()

@@ -281,7 +281,7 @@ func (p *Proxy) watchSentinel(ctx context.Context, cfg *config.Config, sa string
 	}
 	cancel()
 	if addr, err := askSentinel(ctx, cfg, sa); err == nil {
-		p.announce(ctx, announced{addr: addr, why: "sentinel " + sa + " get-master-addr-by-name", at: time.Now()})
+		p.announce(ctx, announced{addr: addr, why: "sentinel " + sa + " get-master-addr-by-name", at: time.Now(), ask: true})
 	}
 	p.follow.update(func(st *FollowStatus) { st.Sentinel = sa })
 	p.log.Info("listening to +switch-master", "sentinel", sa, "master", master)
