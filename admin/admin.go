@@ -205,6 +205,9 @@ func notReady(st proxy.Status) string {
 	if st.State != proxy.StateRunning && st.State != proxy.StatePaused {
 		return "state " + string(st.State)
 	}
+	if st.Follow.Error != "" {
+		return "failover: " + st.Follow.Error
+	}
 	if !checksOn(st) {
 		return ""
 	}

@@ -14,6 +14,8 @@
 //	peers.go      the switch's peers (switch.peers), driven through their admin API
 //	control.go    the switch's own connections to servers, and comparing addresses
 //	retarget.go   Retarget, and moving every client to another uplink (a reload's move, reused by a switch)
+//	follow.go     following a primary elected elsewhere (Sentinel, uplink.candidates): one loop decides, the hold, the move
+//	sentinel.go   Sentinel mode: asking the sentinels, the +switch-master subscription
 //	gate.go       the pause gate and each session's hold on it: all pause bookkeeping
 //	session.go    a session's fields (by owner) and lifecycle; apply, how the state machine reaches it
 //	requests.go   the request goroutine: read, forward, the proxy's own replies, dialing

@@ -207,6 +207,7 @@ func (p *Proxy) checked(conf *runtimeConfig, start time.Time, ri replInfo, err e
 		hs.latency = now.Sub(start)
 	}
 	hs.mu.Unlock()
+	p.follow.observe(h)
 	addr := conf.target.addr
 	switch {
 	case err != nil && (prev.OK || prev.LastCheck == "" || prev.Error != h.Error):

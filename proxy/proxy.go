@@ -100,7 +100,9 @@ type Proxy struct {
 	sw       SwitchReport
 	switches atomic.Uint64
 
-	health     healthState        // the uplink health checks (health.go)
+	health     healthState // the uplink health checks (health.go)
+	follow     follower    // following a primary elected elsewhere (follow.go, sentinel.go)
+	failovers  atomic.Uint64
 	charts     chartRing          // the status page's charts (charts.go)
 	stopHealth context.CancelFunc // ends the check loop and the chart sampler (Shutdown)
 
@@ -132,6 +134,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		stopped:    make(chan struct{}),
 	}
 	p.health.kick = make(chan struct{}, 1)
+	p.follow.init()
 	p.raw.conns = make(map[net.Conn]struct{})
 	conf, err := buildRuntime(cfg, 1)
 	if err != nil {
@@ -193,6 +196,9 @@ func (p *Proxy) Start() error {
 		return err
 	}
 	p.ln = ln
+	if conf.cfg.Uplink.Sentinel.Enabled() {
+		p.sentinelStart()
+	}
 	p.mu.Lock()
 	p.setState(StateRunning)
 	p.mu.Unlock()
@@ -208,12 +214,17 @@ func (p *Proxy) Start() error {
 	}
 	hctx, stop := context.WithCancel(context.Background())
 	p.stopHealth = stop
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.healthLoop(hctx)
 	go p.chartLoop(hctx)
+	go p.followLoop(hctx)
 	if p.replicas.kick != nil {
 		p.wg.Add(1)
 		go p.replicaLoop(hctx)
+	}
+	if conf.cfg.Uplink.Sentinel.Enabled() {
+		p.wg.Add(1)
+		go p.sentinelWatch(hctx)
 	}
 	return nil
 }
@@ -424,6 +435,7 @@ func (p *Proxy) Status() Status {
 		Config:          conf.cfg.Sanitized(),
 		History:         p.hist.list(),
 		Switch:          p.switchReport(),
+		Follow:          p.follow.status(),
 		Counters: Counters{
 			Commands:             t.commands,
 			Errors:               t.errors,
@@ -433,6 +445,7 @@ func (p *Proxy) Status() Status {
 			ReloadsFailed:        p.reloadsFailed.Load(),
 			Pauses:               p.pauses.Load(),
 			Switches:             p.switches.Load(),
+			Failovers:            p.failovers.Load(),
 			ClientsAccepted:      p.accepted.Load(),
 			ClientsRejected:      p.rejected.Load(),
 			ReadFallbacks:        p.replicas.fallbacks.Load(),

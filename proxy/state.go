@@ -232,6 +232,9 @@ func (p *Proxy) reload(ctx context.Context) ([]string, error) {
 		return nil, &ConfigError{Err: err}
 	}
 	old := p.conf()
+	if cfg.Uplink.Sentinel.Enabled() && old.cfg.Uplink.Sentinel.Enabled() {
+		cfg.Uplink.Addr = old.cfg.Uplink.Addr // the primary Sentinel names, not the file's
+	}
 	if cfg.Equal(old.cfg) {
 		return nil, nil
 	}

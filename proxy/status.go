@@ -52,6 +52,7 @@ type Status struct {
 	Counters        Counters       `json:"counters"`
 	Config          *config.Config `json:"config"` // sanitized: passwords are "***"
 	Switch          SwitchReport   `json:"switch"`
+	Follow          FollowStatus   `json:"follow"`
 	History         []Event        `json:"history"` // newest first
 
 	// Latency is the time from forwarding a command to the uplink to
@@ -138,6 +139,16 @@ type SwitchReport struct {
 	To         string  `json:"to"`
 	PausedMS   float64 `json:"paused_ms"`
 	Phases     []Phase `json:"phases"`
+}
+
+// FollowStatus is the following of a primary elected elsewhere
+// (uplink.sentinel or uplink.candidates).
+type FollowStatus struct {
+	// Sentinel is the sentinel listened to for +switch-master, "" when none.
+	Sentinel string `json:"sentinel"`
+	// Error is why the proxy cannot follow (two servers report role
+	// master), "" when none; /readyz is 503 while it is set.
+	Error string `json:"error"`
 }
 
 // Phase is one step of a switch and the time it took.
