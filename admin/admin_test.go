@@ -729,7 +729,7 @@ func TestPage(t *testing.T) {
 		for _, id := range []string{"result", "uplink-addr", "uplink-tls", "uptime", "version", "clients",
 			"active_requests", "waiting_requests", "raw_connections", "c-commands", "c-errors",
 			"c-time_limit_disconnects", "c-uplink_dial_errors", "c-pauses", "c-reloads", "c-reloads_failed",
-			"c-last_pause_ms", "c-last_reload_ms", "c-paused_seconds_total", "config", "updated",
+			"c-last_pause_ms", "c-last_reload_ms", "c-paused_seconds_total", "c-switches", "c-failovers", "follow", "config", "updated",
 			"btn-pause", "btn-pause-async", "btn-unpause", "btn-reload", "btn-reload-async",
 			"btn-terminate-raw-connections"} {
 			if !strings.Contains(body, `id="`+id+`"`) {
