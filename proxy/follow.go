@@ -35,8 +35,9 @@ const defaultHold = 5 * time.Second
 // follower is what the check loop and the Sentinel watcher tell
 // followLoop, and what Status shows of it.
 type follower struct {
-	checks   chan Health    // a health check's result; dropped while the loop is busy
-	switched chan announced // a new master's address from a sentinel
+	checks   chan Health        // a health check's result; dropped while the loop is busy
+	switched chan announced     // a new master's address from a sentinel
+	suspect  chan chan struct{} // a client's dial failed: hold now (closed once acted on)
 
 	mu sync.Mutex
 	st FollowStatus
@@ -56,6 +57,27 @@ type announced struct {
 func (f *follower) init() {
 	f.checks = make(chan Health, 1)
 	f.switched = make(chan announced, 4)
+	f.suspect = make(chan chan struct{})
+}
+
+// holdNow asks followLoop to start the hold at once (a client's dial to
+// the uplink failed, before any health check has), and waits until it
+// has, within d. It reports false when no one follows.
+func (f *follower) holdNow(d time.Duration) bool {
+	ack := make(chan struct{})
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case f.suspect <- ack:
+	case <-timer.C:
+		return false
+	}
+	select {
+	case <-ack:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // observe hands a health check's result to followLoop, without waiting.
@@ -119,6 +141,12 @@ func (p *Proxy) followLoop(ctx context.Context) {
 			r.checked(ctx, h)
 		case a := <-p.follow.switched:
 			r.failover(ctx, a, false)
+		case ack := <-p.follow.suspect:
+			cfg := p.conf().cfg
+			if followMode(cfg.Uplink.Sentinel.Enabled(), cfg.Uplink.Candidates) != "" {
+				r.startHold()
+			}
+			close(ack)
 		case <-expired:
 			r.holdEnd = nil
 			p.log.Warn("no new primary within read_time_limit_ms: commands get the uplink-unavailable error",

@@ -18,7 +18,7 @@ func (s *session) requests() error {
 		if s.cr.Buffered() == 0 {
 			// The batch is over: send what was forwarded before blocking on
 			// the client, and let the next command dial again.
-			s.dialErr = nil
+			s.dialErr, s.heldOnce = nil, false
 			s.flushUp()
 			if err := s.waitClient(); err != nil {
 				if errors.Is(err, errRedial) {
@@ -226,6 +226,24 @@ func (s *session) readArgs() error {
 	return nil
 }
 
+// holdForFailover: when the proxy follows a primary elected elsewhere
+// (Sentinel, candidates) and a dial to the uplink fails, the command does
+// not fail at once: the hold starts now (not at the next health check),
+// and the command is tried once more after it: on the new primary, or
+// with the uplink-unavailable error if none is known within the limit.
+func (s *session) holdForFailover() bool {
+	cfg := s.p.conf().cfg
+	if s.heldOnce || followMode(cfg.Uplink.Sentinel.Enabled(), cfg.Uplink.Candidates) == "" {
+		return false
+	}
+	s.heldOnce = true
+	if !s.p.follow.holdNow(time.Second) {
+		return false
+	}
+	s.dialErr = nil
+	return true
+}
+
 // silent reports whether the client asked for no reply to its next
 // command (CLIENT REPLY OFF or SKIP).
 func (s *session) silent() bool { return s.replyOff || s.replySkip > 0 }
@@ -267,6 +285,9 @@ func (s *session) forward(rec record) error {
 			// The client's own credentials no longer open a connection:
 			// it hears it as Redis said it, and runs as nobody else.
 			return s.replyError(re.line)
+		}
+		if s.holdForFailover() {
+			return s.forward(rec) // once more, after the hold
 		}
 		return s.replyError("ERR proxy: uplink unavailable: " + err.Error())
 	}

@@ -87,6 +87,7 @@ type session struct {
 	dialErr    error         // the last dial's error, kept for the rest of the batch
 	rep        *replica      // listen_ro: the replica it is counted on (nil: none, or the primary)
 	moveWait   time.Duration // the wait before the next try to move to a new connection
+	heldOnce   bool          // this batch's command already waited for a failover (requests.go)
 	clock      int64         // proxy clock at the last read from the client or the last wait: a command's sent time
 	hdr        []byte
 	argBuf     []byte
