@@ -205,3 +205,44 @@ func TestReplicaListenerPass(t *testing.T) {
 		t.Errorf("clients: %+v", cl)
 	}
 }
+
+// TestReplicaSetFollowsASwitch: cmd=switch to one of the replicas: it
+// leaves the read set and its readers move; the fenced old primary joins
+// the set once healthy; no reader is disconnected.
+func TestReplicaSetFollowsASwitch(t *testing.T) {
+	primary, reps := replicaSet(t, 2)
+	cfg := roConfig(primary.Addr, false)
+	cfg.Replicas.Addrs = []string{primary.Addr, reps[0].Addr, reps[1].Addr}
+	cfg.Switch.Fence = true
+	cfg.Switch.CatchupTimeoutMS, cfg.Switch.GateTimeoutMS = 10000, 2000
+	p := startProxy(t, cfg)
+	waitFor(t, "two healthy replicas", func() bool { return healthyReplicas(p) == 2 })
+	ro := p.ROAddr().String()
+	var readers []*redistest.Client
+	for range 10 {
+		c := redistest.MustDial(t, ro)
+		expectPrefix(t, c, "1) \"slave\"", "ROLE")
+		readers = append(readers, c)
+	}
+	promoted := reps[0]
+	rep, err := p.Switch(t.Context(), promoted.Addr, false)
+	if err != nil || !rep.OK {
+		t.Fatalf("switch: %+v %v", rep, err)
+	}
+	waitFor(t, "the promoted replica left the read set, the old primary joined it", func() bool {
+		np, _ := replicaByAddr(p, promoted.Addr)
+		op, _ := replicaByAddr(p, primary.Addr)
+		return !np.Healthy && op.Healthy
+	})
+	for i, c := range readers {
+		if have := do(t, c, "ROLE"); !strings.HasPrefix(have, "1) \"slave\"") {
+			t.Fatalf("reader %d after the switch: ROLE %q", i, have)
+		}
+		if at := serverPort(t, c); at == promoted.Addr {
+			t.Errorf("reader %d still reads from the promoted server", i)
+		}
+	}
+	if st := p.Status(); st.Clients < len(readers) {
+		t.Errorf("%d clients after the switch, want at least %d: readers were disconnected", st.Clients, len(readers))
+	}
+}
