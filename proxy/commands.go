@@ -352,11 +352,10 @@ func (s *session) selectDB(argc int) error {
 	if argc != 2 {
 		return s.forward(record{kind: kindPlain})
 	}
-	a, err := s.cr.Arg()
+	a, err := s.take()
 	if err != nil {
 		return s.forwardIfTooLong(err)
 	}
-	s.hdr = resp.AppendBulk(s.hdr, a)
 	db, ok := resp.ParseInt(a)
 	if !ok || db < 0 || db > 1<<31-1 {
 		return s.forward(record{kind: kindPlain})
@@ -364,25 +363,23 @@ func (s *session) selectDB(argc int) error {
 	return s.forward(record{kind: kindSelect, arg: int32(db)})
 }
 
-// client inspects CLIENT's subcommand: SETNAME and SETINFO are
-// remembered, REPLY would break the pairing of commands and replies and is
-// refused.
+// client inspects CLIENT's subcommand: REPLY changes which commands get
+// a reply; SETNAME, SETINFO, NO-EVICT and TRACKING are remembered for
+// replay.
 func (s *session) client(argc int) error {
 	if argc < 2 {
 		return s.forward(record{kind: kindPlain})
 	}
-	sub, err := s.cr.Arg()
+	sub, err := s.take()
 	if err != nil {
 		return s.forwardIfTooLong(err)
 	}
-	s.hdr = resp.AppendBulk(s.hdr, sub)
 	switch {
 	case resp.Equal(sub, "REPLY") && argc == 3 && !s.txn.open:
-		mode, err := s.cr.Arg()
+		mode, err := s.take()
 		if err != nil {
 			return s.forwardIfTooLong(err)
 		}
-		s.hdr = resp.AppendBulk(s.hdr, mode)
 		switch {
 		case resp.Equal(mode, "ON"):
 			s.replyOff, s.replySkip = false, 0 // answered +OK
@@ -417,11 +414,10 @@ func (s *session) client(argc int) error {
 		}
 		return s.forward(rec)
 	case resp.Equal(sub, "NO-EVICT") && argc == 3 && !s.txn.open:
-		mode, err := s.cr.Arg()
+		mode, err := s.take()
 		if err != nil {
 			return s.forwardIfTooLong(err)
 		}
-		s.hdr = resp.AppendBulk(s.hdr, mode)
 		rec := record{kind: kindNoEvict}
 		switch {
 		case resp.Equal(mode, "ON"):
@@ -432,18 +428,16 @@ func (s *session) client(argc int) error {
 		}
 		return s.forward(rec)
 	case resp.Equal(sub, "SETNAME") && argc == 3:
-		name, err := s.cr.Arg()
+		name, err := s.take()
 		if err != nil {
 			return s.forwardIfTooLong(err)
 		}
-		s.hdr = resp.AppendBulk(s.hdr, name)
 		return s.forward(record{kind: kindSetName, val: string(name)})
 	case resp.Equal(sub, "SETINFO") && argc == 4 && !s.txn.open:
-		attr, err := s.cr.Arg()
+		attr, err := s.take()
 		if err != nil {
 			return s.forwardIfTooLong(err)
 		}
-		s.hdr = resp.AppendBulk(s.hdr, attr)
 		which := int32(0)
 		switch {
 		case resp.Equal(attr, "LIB-NAME"):
@@ -453,11 +447,10 @@ func (s *session) client(argc int) error {
 		default:
 			return s.forward(record{kind: kindPlain}) // Redis answers the error
 		}
-		val, err := s.cr.Arg()
+		val, err := s.take()
 		if err != nil {
 			return s.forwardIfTooLong(err)
 		}
-		s.hdr = resp.AppendBulk(s.hdr, val)
 		return s.forward(record{kind: kindSetInfo, arg: which, val: string(val)})
 	}
 	return s.forward(record{kind: kindPlain})

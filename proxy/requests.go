@@ -205,6 +205,16 @@ func (s *session) forwardIfTooLong(err error) error {
 	return s.readFailed(err)
 }
 
+// take reads the next argument and appends it to the header being built
+// for the uplink (the argument is valid until the next read).
+func (s *session) take() ([]byte, error) {
+	a, err := s.cr.Arg()
+	if err == nil {
+		s.hdr = resp.AppendBulk(s.hdr, a)
+	}
+	return a, err
+}
+
 // readArgs reads the rest of the command into s.args (copies).
 func (s *session) readArgs() error {
 	s.args = s.args[:0]

@@ -165,22 +165,20 @@ func (s *session) script(argc int, load bool) error {
 		if argc < 2 {
 			return s.forward(record{kind: kindPlain})
 		}
-		sub, err := s.cr.Arg()
+		sub, err := s.take()
 		if err != nil {
 			return s.forwardIfTooLong(err)
 		}
-		s.hdr = resp.AppendBulk(s.hdr, sub)
 		if !resp.Equal(sub, "LOAD") || argc != 3 {
 			return s.forward(record{kind: kindPlain})
 		}
 	} else if argc < 2 {
 		return s.forward(record{kind: kindPlain})
 	}
-	body, err := s.cr.Arg()
+	body, err := s.take()
 	if err != nil {
 		return s.forwardIfTooLong(err)
 	}
-	s.hdr = resp.AppendBulk(s.hdr, body)
 	s.p.scripts.add(body)
 	return s.forward(record{kind: kindPlain})
 }
@@ -192,11 +190,9 @@ func (s *session) scan(argc int, keyed bool) error {
 		if argc < 3 {
 			return s.forward(record{kind: kindPlain})
 		}
-		key, err := s.cr.Arg()
-		if err != nil {
+		if _, err := s.take(); err != nil {
 			return s.forwardIfTooLong(err)
 		}
-		s.hdr = resp.AppendBulk(s.hdr, key)
 	} else if argc < 2 {
 		return s.forward(record{kind: kindPlain})
 	}
