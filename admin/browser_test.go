@@ -149,15 +149,17 @@ func TestBrowser(t *testing.T) {
 	if n := infoHits.Load() - n0; n < 4 {
 		t.Errorf("/info.json fetched %d times in 1.5 s of a running switch, want 4 or more", n)
 	}
-	if dis := d.attr(d.find("#btn-switch"), "disabled"); dis != "true" {
-		t.Errorf("#btn-switch disabled=%q while a switch runs", dis)
+	var disabled bool
+	d.post("/execute/sync", map[string]any{"script": `return document.querySelector("#btn-switch").disabled;`, "args": []any{}}, &disabled)
+	if dis := disabled; !dis {
+		t.Errorf("#btn-switch disabled=%v while a switch runs", dis)
 	}
 	d.waitAttr("#chart-commands", "data-points", "4")
 	d.waitAttr("#chart-latency", "data-points", "4")
 	if n := len(d.findAll("#chart-latency polyline")); n != 2 {
 		t.Errorf("latency lines: %d, want 2 (p50, p99)", n)
 	}
-	if pts := d.attr(d.find("#chart-commands polyline"), "points"); len(strings.Fields(pts)) != 4 {
+	if pts := d.attrOf("#chart-commands polyline", "points"); len(strings.Fields(pts)) != 4 {
 		t.Errorf("commands polyline points: %q", pts)
 	}
 	d.waitText("#chart-commands-max", "max 30/s")
@@ -259,9 +261,10 @@ func TestBrowserSwitch(t *testing.T) {
 	d.waitText("#switch-state", "done")
 
 	var names []string
-	for _, li := range d.findAll("#switch-phases li") {
-		names = append(names, d.attr(li, "data-phase"))
-	}
+	d.post("/execute/sync", map[string]any{
+		"script": `return Array.from(document.querySelectorAll("#switch-phases li"), e => e.getAttribute("data-phase"));`,
+		"args":   []any{},
+	}, &names)
 	want := []string{"prove", "attach", "catchup", "pause", "gate", "promote", "fence", "retarget", "persist", "unpause"}
 	if !slices.Equal(names, want) {
 		t.Errorf("#switch-phases: %q, want %q", names, want)
@@ -300,8 +303,8 @@ func TestBrowserSwitch(t *testing.T) {
 
 	// The charts draw from the proxy's own samples (one a second).
 	d.waitFor("the commands chart to draw", func() (bool, string) {
-		pts := d.findAll("#chart-commands polyline")
-		return len(pts) == 1 && len(strings.Fields(d.attr(pts[0], "points"))) >= 2, fmt.Sprintf("%d polylines", len(pts))
+		pts := d.attrOf("#chart-commands polyline", "points")
+		return len(strings.Fields(pts)) >= 2, fmt.Sprintf("points %q", pts)
 	})
 	if n := len(d.findAll("#chart-latency polyline")); n != 2 {
 		t.Errorf("latency lines: %d, want 2", n)
@@ -457,14 +460,18 @@ func (d *driver) findAll(css string) []string {
 	return ids
 }
 
-func (d *driver) attr(el, name string) string {
+// attrOf is the attribute of the first element matching css, or "",
+// read in the page in one step: the page re-renders its parts (every
+// 250 ms while a switch runs), and an element id found a moment before
+// may be stale by the time it is read.
+func (d *driver) attrOf(css, name string) string {
 	d.t.Helper()
-	var s *string
-	d.get("/element/"+el+"/attribute/"+name, &s)
-	if s == nil {
-		return ""
-	}
-	return *s
+	var have string
+	d.post("/execute/sync", map[string]any{
+		"script": `var e = document.querySelector(arguments[0]); return e ? (e.getAttribute(arguments[1]) || "") : "";`,
+		"args":   []any{css, name},
+	}, &have)
+	return have
 }
 
 // waitAttr waits until the element's attribute is want.
@@ -472,11 +479,7 @@ func (d *driver) waitAttr(css, name, want string) {
 	d.t.Helper()
 	d.find(css)
 	d.waitFor(fmt.Sprintf("%s[%s=%q]", css, name, want), func() (bool, string) {
-		var have string
-		d.post("/execute/sync", map[string]any{
-			"script": `var e = document.querySelector(arguments[0]); return e ? (e.getAttribute(arguments[1]) || "") : "";`,
-			"args":   []any{css, name},
-		}, &have)
+		have := d.attrOf(css, name)
 		return have == want, fmt.Sprintf("have %q", have)
 	})
 }
