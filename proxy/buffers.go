@@ -47,6 +47,7 @@ func putWriter(bw *bufio.Writer) {
 // buffer, then reads what is there into a pooled slab. It is made once per
 // connection so that a wait allocates nothing.
 type sockWait struct {
+	pc   *pconn // served by the proxy's poller (poll_linux.go)
 	raw  syscall.RawConn
 	fn   func(uintptr) bool
 	slab *[]byte
@@ -57,6 +58,9 @@ type sockWait struct {
 // newSockWait returns nil for anything but a plain TCP connection (a TLS
 // connection keeps its own buffers: it has state of its own).
 func newSockWait(c net.Conn) *sockWait {
+	if pc, ok := c.(*pconn); ok {
+		return &sockWait{pc: pc}
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
@@ -84,6 +88,28 @@ func (w *sockWait) ready(fd uintptr) bool {
 		return false // not readable yet: wait, holding nothing
 	}
 	return true
+}
+
+// pollRead is ready for a socket of the proxy's poller: it waits for an
+// event without a buffer, then reads once.
+func (w *sockWait) pollRead() error {
+	for {
+		if err := w.pc.readable(); err != nil {
+			return err
+		}
+		w.slab = slabPool.Get().(*[]byte)
+		w.n, w.err = w.pc.sysRead(*w.slab)
+		if w.err != syscall.EAGAIN {
+			if _, ok := w.err.(*net.OpError); ok {
+				slabPool.Put(w.slab)
+				w.slab = nil
+				return w.err
+			}
+			return nil
+		}
+		slabPool.Put(w.slab)
+		w.slab = nil
+	}
 }
 
 // preload is the source of a bufio.Reader taken after an idle wait: first
@@ -124,7 +150,12 @@ func (p *preload) release() {
 // decides: nil waits on (it has moved the deadline), an error ends the wait.
 func (w *sockWait) read(timedOut func() error) (*[]byte, int, error) {
 	for {
-		err := w.raw.Read(w.fn)
+		var err error
+		if w.pc != nil {
+			err = w.pollRead()
+		} else {
+			err = w.raw.Read(w.fn)
+		}
 		slab, n, rerr := w.slab, w.n, w.err
 		w.slab = nil
 		switch {

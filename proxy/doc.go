@@ -31,6 +31,8 @@
 //	deadlines.go  the time limit and idle timeout on the connections
 //	uplink.go     dialing Redis (TCP or TLS), the replay round trip, Prove
 //	buffers.go    pooled buffers and idle waits that hold none
+//	poll_*.go     readiness of our own: one epoll instance for sessions' plain TCP sockets
+//	pconn_linux.go  a net.Conn on that poller: deadlines, close while parked
 //	peer_*.go     whether a client has closed its side of the connection
 //	msglog.go     log_messages: commands and replies rendered, secrets masked
 //	health.go     the uplink health checks (PING, INFO replication) on the proxy's own connection; parseReplication

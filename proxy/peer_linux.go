@@ -14,7 +14,7 @@ func peerClosed(c net.Conn) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	tcp, ok := c.(*net.TCPConn)
+	tcp, ok := c.(syscall.Conn) // *net.TCPConn or the poller's *pconn
 	if !ok {
 		return false
 	}

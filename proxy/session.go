@@ -103,6 +103,7 @@ type session struct {
 }
 
 func (p *Proxy) newSession(conn net.Conn, ro bool) *session {
+	conn = adopt(conn) // plain TCP: the proxy's own poller (poll_linux.go)
 	s := &session{
 		p:      p,
 		id:     p.nextID.Add(1),

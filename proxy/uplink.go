@@ -82,6 +82,9 @@ func (t *target) dial(ctx context.Context, st replay, wrap func(net.Conn) *uplin
 	if err != nil {
 		return nil, err
 	}
+	if wrap != nil {
+		conn = adopt(conn) // a session's, plain TCP: the proxy's own poller
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}

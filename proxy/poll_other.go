@@ -1,0 +1,18 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"net"
+	"syscall"
+)
+
+// Readiness of our own is Linux's epoll: elsewhere every socket is Go's
+// (poll_linux.go says what it changes).
+
+func adopt(c net.Conn) net.Conn { return c }
+
+type pconn struct{ net.Conn }
+
+func (c *pconn) readable() error               { return nil }
+func (c *pconn) sysRead(b []byte) (int, error) { return 0, syscall.ENOTSUP }
