@@ -12,7 +12,7 @@ import (
 )
 
 // sentinelListed is the ip:port of every replica SENTINEL REPLICAS m
-// lists on the sentinel at addr, sorted.
+// lists on the sentinel c is connected to (flagged or not), sorted.
 func sentinelListed(t *testing.T, c *redistest.Client) []string {
 	t.Helper()
 	v, err := c.Do("SENTINEL", "REPLICAS", "m")
