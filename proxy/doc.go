@@ -15,7 +15,7 @@
 //	control.go    the switch's own connections to servers, and comparing addresses
 //	retarget.go   Retarget, and moving every client to another uplink (a reload's move, reused by a switch)
 //	follow.go     following a primary elected elsewhere (Sentinel, uplink.candidates): one loop decides, the hold, the move
-//	sentinel.go   Sentinel mode: asking the sentinels, the +switch-master subscription
+//	sentinel.go   Sentinel mode: asking the sentinels (the master, its replicas), the +switch-master subscription
 //	gate.go       the pause gate and each session's hold on it: all pause bookkeeping
 //	session.go    a session's fields (by owner) and lifecycle; apply, how the state machine reaches it
 //	requests.go   the request goroutine: read, forward, the proxy's own replies, dialing
@@ -42,6 +42,6 @@
 //	stats.go      counters and histograms
 //	status.go     the exported types of Status
 //	listen_ro.go  the read listener (listen_ro): its sessions, their password, leaving a replica
-//	replicas.go   the replicas listen_ro reads from: the set, its checks, choosing one for a session
+//	replicas.go   the replicas listen_ro reads from: the set (configured, discovered), its checks, choosing one for a session
 //	raw.go        the raw relay (listen_raw)
 package proxy

@@ -323,13 +323,18 @@ func (p *Proxy) forEachSession(f func(*session)) {
 	}
 }
 
-// dialFailed counts a failed uplink dial and logs it, at most once a
-// second with the number of failures in between, so that a dead uplink
+// dialFailed counts a failed dial of a client's connection to t (the
+// uplink, or a replica for listen_ro) and logs it, naming t, at most once
+// a second with the number of failures in between, so that a dead uplink
 // with 10,000 clients does not flood the log.
-func (p *Proxy) dialFailed(s *session, err error) {
+func (p *Proxy) dialFailed(s *session, t *target, rep *replica, err error) {
 	p.dialErrors.Add(1)
 	if ok, n := p.dialLog.allow(time.Now()); ok {
-		p.log.Warn("uplink dial failed", "uplink", p.conf().target.addr, "err", err, "client", s.remote, "failures_since_last_log", n)
+		msg, key := "uplink dial failed", "uplink"
+		if rep != nil {
+			msg, key = "replica dial failed", "replica"
+		}
+		p.log.Warn(msg, key, t.addr, "err", err, "client", s.remote, "failures_since_last_log", n)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +15,9 @@ import (
 )
 
 // The replicas listen_ro reads from: replicas.addrs, plus (with
-// replicas.discover) those the primary lists in INFO replication. After
+// replicas.discover) those the primary lists in INFO replication, or in
+// Sentinel mode those the sentinels list (SENTINEL REPLICAS; the
+// primary's list while no sentinel answers). After
 // every health check of the primary each replica is checked on the
 // proxy's own connection (PING, INFO replication): it is healthy when it
 // answers, says role:slave with master_link_status:up, and lags the
@@ -41,8 +44,9 @@ type replica struct {
 	clients atomic.Int64 // listen_ro sessions assigned to it
 
 	// Under pool.mu.
-	configured bool // in replicas.addrs
-	listed     bool // configured, or listed by the primary at its last check
+	configured bool   // in replicas.addrs
+	listed     bool   // configured, or discovered at the last check
+	source     string // where it was last found: "replicas.addrs", "primary", "sentinel <addr>"
 	lag        int64
 	err        string
 	checked    bool
@@ -61,6 +65,7 @@ type replicaPool struct {
 
 	fallbacks   atomic.Uint64
 	fallbackLog logLimiter
+	discovery   string        // where the last check found the replicas ("" without discover): the replica loop's own
 	kick        chan struct{} // buffered: the primary was checked, check the replicas
 }
 
@@ -75,9 +80,34 @@ func (rp *replicaPool) kickCheck() {
 	}
 }
 
+// discover lists the replicas replicas.discover finds, and where: in
+// Sentinel mode those the first sentinel that answers lists ("sentinel
+// <addr>"), else, or when none answers, those the primary listed at its
+// last check ("primary"; sentinelErr says why no sentinel answered).
+// Without discover: none, "".
+func discover(ctx context.Context, cfg *config.Config, primary replInfo, d time.Duration) (addrs []string, source string, sentinelErr error) {
+	if !cfg.Replicas.Discover {
+		return nil, "", nil
+	}
+	if cfg.Uplink.Sentinel.Enabled() {
+		addrs, sa, err := sentinelReplicas(ctx, cfg, d)
+		if err == nil {
+			return addrs, "sentinel " + sa, nil
+		}
+		sentinelErr = err
+	}
+	for _, sl := range primary.slaves {
+		if sl.ip != "" && sl.port > 0 {
+			addrs = append(addrs, net.JoinHostPort(sl.ip, strconv.Itoa(sl.port)))
+		}
+	}
+	return addrs, "primary", sentinelErr
+}
+
 // sync brings the set up to date with the configuration in force and the
-// primary's last INFO replication; it returns the replicas to check.
-func (rp *replicaPool) sync(conf *runtimeConfig, primary replInfo) []*replica {
+// replicas discovered (found, from source); it returns the replicas to
+// check.
+func (rp *replicaPool) sync(conf *runtimeConfig, found []string, source string) []*replica {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	cfg := conf.cfg
@@ -88,12 +118,8 @@ func (rp *replicaPool) sync(conf *runtimeConfig, primary replInfo) []*replica {
 		want[a] = true
 	}
 	discovered := make(map[string]bool)
-	if cfg.Replicas.Discover {
-		for _, sl := range primary.slaves {
-			if sl.ip != "" && sl.port > 0 {
-				discovered[net.JoinHostPort(sl.ip, strconv.Itoa(sl.port))] = true
-			}
-		}
+	for _, a := range found {
+		discovered[a] = true
 	}
 	have := make(map[string]*replica)
 	kept := rp.list[:0]
@@ -138,15 +164,25 @@ func (rp *replicaPool) sync(conf *runtimeConfig, primary replInfo) []*replica {
 		r.t.Store(t)
 		r.closeCheck()
 	}
+	by := "the primary"
+	if sa, ok := strings.CutPrefix(source, "sentinel "); ok {
+		by = "Sentinel (" + sa + ")"
+	}
 	var check []*replica
 	for _, r := range rp.list {
 		r.listed = r.configured || discovered[r.addr]
+		switch {
+		case r.configured:
+			r.source = "replicas.addrs"
+		case r.listed:
+			r.source = source
+		}
 		switch {
 		case r.addr == conf.target.addr:
 			rp.setHealth(r, false, 0, "it is the primary")
 			r.closeCheck()
 		case !r.listed:
-			rp.setHealth(r, false, 0, "no longer listed by the primary")
+			rp.setHealth(r, false, 0, "no longer listed by "+by)
 			r.closeCheck()
 		case r.t.Load() != nil:
 			check = append(check, r)
@@ -224,12 +260,27 @@ func (p *Proxy) replicaLoop(ctx context.Context) {
 // subscribed clients of those whose health changed.
 func (p *Proxy) checkReplicas(ctx context.Context, conf *runtimeConfig) {
 	rp := &p.replicas
-	primary := p.lastReplication()
-	check := rp.sync(conf, primary)
 	timeout := max(conf.cfg.Uplink.CheckInterval(), minCheckTimeout)
 	if conf.limit > 0 {
 		timeout = min(timeout, max(conf.limit, minCheckTimeout))
 	}
+	found, source, serr := discover(ctx, conf.cfg, p.lastReplication(), timeout)
+	if ctx.Err() != nil {
+		return
+	}
+	// The lag is measured against the primary's latest offset: a check of
+	// it may have ended while the sentinels were asked.
+	primary := p.lastReplication()
+	if source != rp.discovery {
+		rp.discovery = source
+		switch {
+		case serr != nil:
+			p.log.Warn("no sentinel lists the replicas: discovering those the primary lists", "master", conf.cfg.Uplink.Sentinel.Master, "err", serr)
+		case source != "":
+			p.log.Info("discovering replicas", "source", source, "replicas", len(found))
+		}
+	}
+	check := rp.sync(conf, found, source)
 	type result struct {
 		ri  replInfo
 		c   *uplink
@@ -414,7 +465,7 @@ func (p *Proxy) replicaStatus() []ReplicaInfo {
 	defer rp.mu.Unlock()
 	out := make([]ReplicaInfo, 0, len(rp.list))
 	for _, r := range rp.list {
-		out = append(out, ReplicaInfo{Addr: r.addr, Healthy: r.healthy.Load(), LagBytes: r.lag, Clients: int(max(r.clients.Load(), 0)), Error: r.err})
+		out = append(out, ReplicaInfo{Addr: r.addr, Healthy: r.healthy.Load(), LagBytes: r.lag, Clients: int(max(r.clients.Load(), 0)), Error: r.err, Source: r.source})
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"log/slog"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,7 +14,7 @@ import (
 // replicaSet starts a primary and n replicas of it, each with its link up.
 func replicaSet(t *testing.T, n int) (*redistest.Server, []*redistest.Server) {
 	t.Helper()
-	primary := redistest.Start(t)
+	primary := redistest.Start(t, replArgs...) // no 5 s wait before the sync
 	host, port, _ := strings.Cut(primary.Addr, ":")
 	var reps []*redistest.Server
 	for range n {
@@ -244,5 +245,34 @@ func TestReplicaSetFollowsASwitch(t *testing.T) {
 	}
 	if st := p.Status(); st.Clients < len(readers) {
 		t.Errorf("%d clients after the switch, want at least %d: readers were disconnected", st.Clients, len(readers))
+	}
+}
+
+// TestReplicaDialFailureLogged: a client's dial to a replica that died
+// since its last check is logged naming that replica, not the primary;
+// the replica is marked unhealthy and the read goes to the primary
+// (fallback_primary).
+func TestReplicaDialFailureLogged(t *testing.T) {
+	primary, reps := replicaSet(t, 1)
+	cfg := roConfig(primary.Addr, true)
+	cfg.Uplink.CheckIntervalMS = 60000 // one check at start-up, no other in the test
+	var logs syncBuffer
+	p := startProxy(t, cfg, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	waitFor(t, "a healthy replica", func() bool { return healthyReplicas(p) == 1 })
+	reps[0].Kill()
+	c := redistest.MustDial(t, p.ROAddr().String())
+	expectPrefix(t, c, `1) "master"`, "ROLE")
+	var line string
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, "dial failed") {
+			line = l
+			break
+		}
+	}
+	if !strings.Contains(line, `msg="replica dial failed" replica=`+reps[0].Addr+" ") || strings.Contains(line, primary.Addr) {
+		t.Errorf("the dial failure's log line: %q, want it to name the replica %s", line, reps[0].Addr)
+	}
+	if st, _ := replicaByAddr(p, reps[0].Addr); st.Healthy || !strings.Contains(st.Error, "dial failed") {
+		t.Errorf("status: %+v", st)
 	}
 }

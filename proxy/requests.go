@@ -529,7 +529,7 @@ func (s *session) dialUplink(conf *runtimeConfig, st replay) error {
 			break
 		}
 		if re := (*replayError)(nil); !errors.As(err, &re) || !re.client {
-			s.p.dialFailed(s, err) // a client's refused credentials are no uplink failure
+			s.p.dialFailed(s, t, rep, err) // a client's refused credentials are no uplink failure
 		}
 		if !s.p.replicaDialFailed(rep, err) {
 			break // the primary: no other to try

@@ -23,7 +23,9 @@ import (
 // +switch-master on one sentinel (the next one when that one fails), and
 // asks again after each health check. followLoop (follow.go) makes the
 // move. The uplink's TLS settings apply to the sentinels too; the
-// sentinels' own credentials are uplink.sentinel.user and pass.
+// sentinels' own credentials are uplink.sentinel.user and pass. With
+// listen_ro and replicas.discover, the replica checks (replicas.go) ask
+// the sentinels for the master's replicas (SENTINEL REPLICAS).
 
 const (
 	// sentinelAskTimeout bounds one question to one sentinel.
@@ -201,6 +203,80 @@ func askSentinel(ctx context.Context, cfg *config.Config, sa string) (string, er
 	}
 	defer c.close()
 	return c.masterAddr(ctx, cfg.Uplink.Sentinel.Master)
+}
+
+// masterReplicas asks for the master's replicas (SENTINEL REPLICAS): a
+// list of flat field/value lists. It returns the addresses (ip:port) of
+// those not flagged s_down, o_down or disconnected.
+func (c *sentinelConn) masterReplicas(ctx context.Context, name string) ([]string, error) {
+	v, err := c.do(ctx, "SENTINEL", "REPLICAS", name)
+	switch {
+	case err != nil:
+		return nil, err
+	case v.null:
+		return nil, errSentinelReply
+	}
+	var addrs []string
+	for _, e := range v.arr {
+		f := e.strs()
+		if len(f)%2 != 0 {
+			return nil, errSentinelReply
+		}
+		m := make(map[string]string, len(f)/2)
+		for i := 0; i < len(f); i += 2 {
+			m[f[i]] = f[i+1]
+		}
+		if m["ip"] == "" || m["port"] == "" || downFlag(m["flags"]) {
+			continue
+		}
+		addrs = append(addrs, net.JoinHostPort(m["ip"], m["port"]))
+	}
+	return addrs, nil
+}
+
+// downFlag reports whether a sentinel's flags ("slave,s_down,...") say
+// the instance is down or disconnected.
+func downFlag(flags string) bool {
+	for _, f := range strings.Split(flags, ",") {
+		switch f {
+		case "s_down", "o_down", "disconnected":
+			return true
+		}
+	}
+	return false
+}
+
+// sentinelReplicas asks each sentinel in turn (each within d) for the
+// master's replicas; the first that answers decides. It returns them and
+// that sentinel.
+func sentinelReplicas(ctx context.Context, cfg *config.Config, d time.Duration) (addrs []string, sentinel string, err error) {
+	s := cfg.Uplink.Sentinel
+	var errs []error
+	for _, sa := range s.Addrs {
+		addrs, err := askSentinelReplicas(ctx, cfg, sa, d)
+		if err == nil {
+			return addrs, sa, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", sa, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, errors.New("no sentinel configured"))
+	}
+	return nil, "", errors.Join(errs...)
+}
+
+func askSentinelReplicas(ctx context.Context, cfg *config.Config, sa string, d time.Duration) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, min(d, sentinelAskTimeout))
+	defer cancel()
+	c, err := dialSentinel(ctx, cfg, sa)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	return c.masterReplicas(ctx, cfg.Uplink.Sentinel.Master)
 }
 
 // sentinelStart asks the sentinels for the master before the proxy

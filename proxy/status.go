@@ -84,16 +84,19 @@ type Health struct {
 }
 
 // ReplicaInfo is one replica listen_ro reads from: configured
-// (replicas.addrs) or discovered (listed by the primary), kept listed once
-// seen. LagBytes is the primary's master_repl_offset minus its applied
-// slave_repl_offset at the last check; Clients the listen_ro clients
-// assigned to it; Error why it is not healthy.
+// (replicas.addrs) or discovered (listed by the primary, or in Sentinel
+// mode by a sentinel), kept listed once seen. LagBytes is the primary's
+// master_repl_offset minus its applied slave_repl_offset at the last
+// check; Clients the listen_ro clients assigned to it; Error why it is not
+// healthy; Source where it was last found: "replicas.addrs", "primary"
+// (its INFO replication) or "sentinel <addr>" (SENTINEL REPLICAS).
 type ReplicaInfo struct {
 	Addr     string `json:"addr"`
 	Healthy  bool   `json:"healthy"`
 	LagBytes int64  `json:"lag_bytes"`
 	Clients  int    `json:"clients"`
 	Error    string `json:"error"`
+	Source   string `json:"source"`
 }
 
 // ClientInfo is one client of the managed listener, for /clients.json.
