@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -91,26 +92,32 @@ func (w *sockWait) ready(fd uintptr) bool {
 }
 
 // pollRead is ready for a socket of the proxy's poller: it waits for an
-// event without a buffer, then reads once.
-func (w *sockWait) pollRead() error {
-	for {
-		if err := w.pc.readable(); err != nil {
-			return err
-		}
-		w.slab = slabPool.Get().(*[]byte)
-		w.n, w.err = w.pc.sysRead(*w.slab)
-		if w.err != syscall.EAGAIN {
-			if _, ok := w.err.(*net.OpError); ok {
-				slabPool.Put(w.slab)
-				w.slab = nil
-				return w.err
-			}
-			return nil
-		}
+// event without a buffer, then reads once. A read that finds nothing (the
+// event's data was taken by the read before) leaves w.slab nil, and
+// returns errNothing: the caller waits again (or parks).
+func (w *sockWait) pollRead(parkable bool) error {
+	if err := w.pc.readable(parkable); err != nil {
+		return err
+	}
+	w.slab = slabPool.Get().(*[]byte)
+	w.n, w.err = w.pc.sysRead(*w.slab)
+	switch w.err.(type) {
+	case nil:
+		return nil
+	case *net.OpError: // closed
 		slabPool.Put(w.slab)
 		w.slab = nil
+		return w.err
 	}
+	if w.err == syscall.EAGAIN {
+		slabPool.Put(w.slab)
+		w.slab = nil
+		return errNothing
+	}
+	return nil
 }
+
+var errNothing = errors.New("nothing to read")
 
 // preload is the source of a bufio.Reader taken after an idle wait: first
 // the bytes that ended the wait, then the connection itself.
@@ -148,17 +155,28 @@ func (p *preload) release() {
 // read waits until the socket is readable, then reads what is there into
 // a pooled slab. Deadlines set on the connection apply; on one, timedOut
 // decides: nil waits on (it has moved the deadline), an error ends the wait.
-func (w *sockWait) read(timedOut func() error) (*[]byte, int, error) {
+// With resume (a socket of the proxy's poller), a wait the sweeper finds
+// long (park.go) ends the goroutine: read returns errParked, and resume
+// runs in a new goroutine at the socket's next event, deadline or close.
+func (w *sockWait) read(timedOut func() error, resume func()) (*[]byte, int, error) {
 	for {
 		var err error
 		if w.pc != nil {
-			err = w.pollRead()
+			err = w.pollRead(resume != nil)
+			if err == errParkNow {
+				if w.pc.parkRead(resume) {
+					return nil, 0, errParked
+				}
+				continue
+			}
 		} else {
 			err = w.raw.Read(w.fn)
 		}
 		slab, n, rerr := w.slab, w.n, w.err
 		w.slab = nil
 		switch {
+		case err == errNothing:
+			continue
 		case err != nil:
 			if slab != nil {
 				slabPool.Put(slab)

@@ -236,7 +236,7 @@ func (s *session) forwardAuth(argc int) error {
 		s.hdr = resp.AppendBulk(s.hdr, a)
 	}
 	s.setAuthed() // Redis is the judge
-	return s.forward(record{kind: kindAuth, val: credsVal(user, pass)})
+	return s.forward(record{kind: kindAuth}.with(credsVal(user, pass)))
 }
 
 // checkPass checks a client's credentials; "" means accepted, otherwise
@@ -338,10 +338,10 @@ func (s *session) hello(argc int) error {
 	if hasName {
 		s.hdr = resp.AppendBulk(resp.AppendBulkString(s.hdr, "SETNAME"), name)
 		rec.flags |= flagName
-		rec.val = string(name)
+		rec = rec.with(string(name))
 	}
 	if fwdAuth {
-		rec.val += "\x00" + credsVal(user, pass)
+		rec = rec.with(rec.val() + "\x00" + credsVal(user, pass))
 	}
 	return s.forward(rec)
 }
@@ -402,12 +402,12 @@ func (s *session) client(argc int) error {
 		if !ok {
 			return s.forward(record{kind: kindPlain}) // Redis answers
 		}
-		rec := record{kind: kindTracking, val: t.encode()}
+		rec := record{kind: kindTracking}.with(t.encode())
 		if t.on {
 			rec.arg = 1
 		}
 		if redirect != 0 {
-			if rec.peer = s.p.sessionByUplinkID(redirect); rec.peer == nil {
+			if rec.x.peer = s.p.sessionByUplinkID(redirect); rec.x.peer == nil {
 				// Not a client of this proxy: followed as given, never moved.
 				return s.forward(record{kind: kindPlain})
 			}
@@ -432,7 +432,7 @@ func (s *session) client(argc int) error {
 		if err != nil {
 			return s.forwardIfTooLong(err)
 		}
-		return s.forward(record{kind: kindSetName, val: string(name)})
+		return s.forward(record{kind: kindSetName}.with(string(name)))
 	case resp.Equal(sub, "SETINFO") && argc == 4 && !s.txn.open:
 		attr, err := s.take()
 		if err != nil {
@@ -451,7 +451,7 @@ func (s *session) client(argc int) error {
 		if err != nil {
 			return s.forwardIfTooLong(err)
 		}
-		return s.forward(record{kind: kindSetInfo, arg: which, val: string(val)})
+		return s.forward(record{kind: kindSetInfo, arg: which}.with(string(val)))
 	}
 	return s.forward(record{kind: kindPlain})
 }
@@ -498,7 +498,7 @@ func (s *session) endMulti(c cmdClass) error {
 	}
 	rec := record{kind: kindPlain, flags: flagEndsTx, arg: id}
 	if c == cmdExec && len(fx) > 0 {
-		rec.kind, rec.fx = kindExecLearn, fx
+		rec.kind, rec.x = kindExecLearn, &recX{fx: fx}
 	}
 	if c == cmdExec && (dirty || watchLost) {
 		// Send DISCARD instead, and answer as Redis would have.

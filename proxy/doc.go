@@ -1,6 +1,6 @@
 // Package proxy is redis-proxy's core: the managed RESP listener with one
 // session (a goroutine pair) per client, each with its own uplink
-// connection; the raw relay; and the one state machine behind pause,
+// connection (neither goroutine exists while the session is idle); the raw relay; and the one state machine behind pause,
 // unpause and reload. doc/reliability.md and doc/admin-api.md say what
 // clients and operators see.
 //
@@ -32,7 +32,9 @@
 //	uplink.go     dialing Redis (TCP or TLS), the replay round trip, Prove
 //	buffers.go    pooled buffers and idle waits that hold none
 //	poll_*.go     readiness of our own: one epoll instance for sessions' plain TCP sockets
-//	pconn_linux.go  a net.Conn on that poller: deadlines, close while parked
+//	pconn_linux.go  a net.Conn on that poller: deadlines, close while parked, parking a waiter
+//	park.go       idle sessions without goroutines: each side parks, the sweeper, the last side cleans up
+//	trim.go       memory back to the system after a burst of connections
 //	peer_*.go     whether a client has closed its side of the connection
 //	msglog.go     log_messages: commands and replies rendered, secrets masked
 //	health.go     the uplink health checks (PING, INFO replication) on the proxy's own connection; parseReplication

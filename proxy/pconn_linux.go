@@ -34,30 +34,93 @@ const closedBit = 1 << 62
 func newPconn(fd int, laddr, raddr net.Addr) *pconn {
 	c := &pconn{fd: fd, laddr: laddr, raddr: raddr}
 	c.ref.Store(1)
-	c.rd.init()
-	c.wr.init()
 	// Not yet known to be empty: the first read tries.
 	c.rd.ready.Store(true)
 	c.wr.ready.Store(true)
 	return c
 }
 
-// pwait is one direction's readiness, deadline and parked waiter.
+// pwait is one direction's readiness, deadline and waiter. Its wake
+// channel and its timer are made when a waiter first needs them: most
+// directions of an idle session never wait (they park, or never block).
 type pwait struct {
-	ready atomic.Bool   // an event arrived since the last attempt began
-	wake  chan struct{} // one token: something to look at (event, deadline, close)
-	dl    atomic.Int64  // deadline on the poll clock; 0: none
-	mu    sync.Mutex    // timer
+	ready atomic.Bool                   // an event arrived since the last attempt began
+	wake  atomic.Pointer[chan struct{}] // one token: something to look at (event, deadline, close)
+	dl    atomic.Int64                  // deadline on the poll clock; 0: none
+	timed atomic.Bool                   // timer made
+	mu    sync.Mutex                    // timer
 	timer *time.Timer
+
+	// A parked waiter has no goroutine: the next wake runs resume in a
+	// new one (parkRead).
+	parked atomic.Bool
+	resume func()
+
+	// A waiter that may park instead (its session is idle) says since
+	// when it waits; the sweeper asks it to park when that is long ago.
+	idleSince atomic.Int64 // poll clock; 0: no such waiter
+	parkReq   atomic.Bool
 }
 
-func (w *pwait) init() { w.wake = make(chan struct{}, 1) }
+// askPark asks the read side's waiter to park if it has waited since
+// before cutoff (park.go).
+func (c *pconn) askPark(cutoff int64) bool { return c.rd.askPark(cutoff) }
+
+// askPark asks w's waiter to park if it has waited since before cutoff
+// (poll clock); it reports whether it asked.
+func (w *pwait) askPark(cutoff int64) bool {
+	if since := w.idleSince.Load(); since == 0 || since > cutoff {
+		return false
+	}
+	w.parkReq.Store(true)
+	w.wakeUp()
+	return true
+}
 
 func (w *pwait) wakeUp() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	if w.parked.Load() && w.parked.CompareAndSwap(true, false) {
+		go w.resume()
+		return
 	}
+	if ch := w.wake.Load(); ch != nil {
+		select {
+		case *ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitCh is the wake channel, made on first use: a waiter makes it before
+// it looks at the readiness, a waker looks for it after setting it.
+func (w *pwait) waitCh() chan struct{} {
+	if ch := w.wake.Load(); ch != nil {
+		return *ch
+	}
+	ch := make(chan struct{}, 1)
+	if w.wake.CompareAndSwap(nil, &ch) {
+		return ch
+	}
+	return *w.wake.Load()
+}
+
+// armTimer makes the deadline's timer for a waiter, when there is a
+// deadline and no timer yet (set keeps an existing one in step).
+func (w *pwait) armTimer() {
+	if w.timed.Load() || w.dl.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	if w.timer == nil {
+		if dl := w.dl.Load(); dl != 0 {
+			w.newTimer(time.Duration(dl - pollNow()))
+		}
+	}
+	w.mu.Unlock()
+}
+
+func (w *pwait) newTimer(d time.Duration) { // under mu
+	w.timer = time.AfterFunc(d, w.wakeUp)
+	w.timed.Store(true)
 }
 
 // The poll clock: monotonic nanoseconds since the package started, so a
@@ -87,10 +150,13 @@ func (w *pwait) set(t time.Time) {
 		w.wakeUp()
 		return
 	}
-	if w.timer == nil {
-		w.timer = time.AfterFunc(d, w.wakeUp)
-	} else {
+	switch {
+	case w.timer != nil:
 		w.timer.Reset(d)
+	case w.wake.Load() != nil || w.parked.Load():
+		// A waiter may be waiting without a timer (it had no deadline):
+		// one is made for it. Without a waiter, the next one makes it.
+		w.newTimer(d)
 	}
 }
 
@@ -129,24 +195,61 @@ func (c *pconn) decref() {
 
 func (c *pconn) closed() bool { return c.ref.Load()&closedBit != 0 }
 
-// wait parks until w is ready, its deadline passes or c closes.
-func (c *pconn) wait(w *pwait, op string) error {
+// wait blocks until w is ready, its deadline passes or c closes; a
+// parkable waiter also returns errParkNow when the sweeper asks it to.
+func (c *pconn) wait(w *pwait, op string, parkable bool) error {
+	ch := w.waitCh()
+	w.armTimer()
+	if parkable {
+		w.idleSince.Store(pollNow())
+	}
+	var err error
 	for !w.ready.Load() {
 		if c.closed() {
-			return c.opErr(op, net.ErrClosed)
+			err = c.opErr(op, net.ErrClosed)
+			break
 		}
 		if w.expired() {
-			return c.opErr(op, os.ErrDeadlineExceeded)
+			err = c.opErr(op, os.ErrDeadlineExceeded)
+			break
 		}
-		<-w.wake
+		if parkable && w.parkReq.Swap(false) {
+			err = errParkNow
+			break
+		}
+		<-ch
 	}
-	return nil
+	if parkable {
+		w.idleSince.Store(0)
+	}
+	return err
+}
+
+// parkRead arranges for resume to run in a new goroutine at the read
+// side's next wake (an event, its deadline, Close) and reports true: the
+// caller's goroutine may end, holding nothing. It reports false, and
+// arranges nothing, when a read is due already: the caller goes on.
+// resume is written before parked is set and read after it is taken, so
+// the new goroutine sees everything the parked one did.
+func (c *pconn) parkRead(resume func()) bool {
+	w := &c.rd
+	if c.more {
+		return false // the reader's own: not to be read once parked
+	}
+	w.resume = resume
+	w.parked.Store(true)
+	w.armTimer()
+	due := w.ready.Load() || c.hup.Load() || c.closed() || w.expired()
+	if due && w.parked.CompareAndSwap(true, false) {
+		return false
+	}
+	return true // parked, or a wake has just taken it and started resume
 }
 
 // readable returns when a read may find data: an event came, or the last
 // read filled its buffer. A deadline already past fails it, as in Go's
 // own connections, data or not.
-func (c *pconn) readable() error {
+func (c *pconn) readable(parkable bool) error {
 	if c.closed() {
 		return c.opErr("read", net.ErrClosed)
 	}
@@ -156,7 +259,7 @@ func (c *pconn) readable() error {
 	if c.more || c.hup.Load() {
 		return nil
 	}
-	return c.wait(&c.rd, "read")
+	return c.wait(&c.rd, "read", parkable)
 }
 
 // sysRead reads once, clearing the readiness first (an event during the
@@ -190,7 +293,7 @@ func (c *pconn) Read(b []byte) (int, error) {
 		return 0, nil
 	}
 	for {
-		if err := c.readable(); err != nil {
+		if err := c.readable(false); err != nil {
 			return 0, err
 		}
 		n, err := c.sysRead(b)
@@ -228,7 +331,7 @@ func (c *pconn) Write(b []byte) (int, error) {
 		case nil, syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			if err := c.wait(&c.wr, "write"); err != nil {
+			if err := c.wait(&c.wr, "write", false); err != nil {
 				return done, err
 			}
 			continue

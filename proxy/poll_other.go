@@ -14,5 +14,9 @@ func adopt(c net.Conn) net.Conn { return c }
 
 type pconn struct{ net.Conn }
 
-func (c *pconn) readable() error               { return nil }
+func (c *pconn) readable(bool) error           { return nil }
 func (c *pconn) sysRead(b []byte) (int, error) { return 0, syscall.ENOTSUP }
+func (c *pconn) parkRead(func()) bool          { return false }
+func (c *pconn) askPark(int64) bool            { return false }
+
+func pollNow() int64 { return 0 }

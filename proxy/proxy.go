@@ -202,6 +202,7 @@ func (p *Proxy) Start() error {
 	p.mu.Lock()
 	p.setState(StateRunning)
 	p.mu.Unlock()
+	startTrimmer()
 	p.wg.Add(1)
 	go p.acceptLoop(ln, false)
 	if p.roLn != nil {
@@ -214,7 +215,8 @@ func (p *Proxy) Start() error {
 	}
 	hctx, stop := context.WithCancel(context.Background())
 	p.stopHealth = stop
-	p.wg.Add(3)
+	p.wg.Add(4)
+	go p.parkLoop(hctx)
 	go p.healthLoop(hctx)
 	go p.chartLoop(hctx)
 	go p.followLoop(hctx)
@@ -273,11 +275,8 @@ func (p *Proxy) acceptLoop(ln net.Listener, ro bool) {
 			continue
 		}
 		p.accepted.Add(1)
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			s.serve()
-		}()
+		p.wg.Add(1) // done when the session finishes (park.go)
+		go s.serve()
 	}
 }
 

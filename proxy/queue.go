@@ -35,23 +35,57 @@ const (
 
 // record is one forwarded command awaiting its reply, in the order sent.
 type record struct {
-	sent  int64      // when it was forwarded, in proxy-clock nanoseconds
-	wait  int64      // how long it may block, in ns, beyond the time limit; noLimit: no limit
-	val   string     // a value the reply makes part of the session state (a name)
-	fx    []txEffect // kindExecLearn: the queued commands that change the session state
-	peer  *session   // kindTracking: REDIRECT's target
+	sent  int64 // when it was forwarded, in proxy-clock nanoseconds
+	wait  int64 // how long it may block, in ns, beyond the time limit; noLimit: no limit
+	x     *recX // what few commands carry (a name, a transaction's effects); nil for most
 	arg   int32
 	kind  uint8
 	flags uint8
+}
+
+// recX is what a record carries beyond its kind, for the few commands
+// that change the session state: apart, so that a ring slot is 32 bytes
+// (an idle session holds its ring).
+type recX struct {
+	val  string     // a value the reply makes part of the session state (a name)
+	fx   []txEffect // kindExecLearn: the queued commands that change the session state
+	peer *session   // kindTracking: REDIRECT's target
+}
+
+func (r *record) val() string {
+	if r.x == nil {
+		return ""
+	}
+	return r.x.val
+}
+
+func (r *record) peer() *session {
+	if r.x == nil {
+		return nil
+	}
+	return r.x.peer
+}
+
+func (r *record) fx() []txEffect {
+	if r.x == nil {
+		return nil
+	}
+	return r.x.fx
+}
+
+// with returns r carrying val.
+func (r record) with(val string) record {
+	r.x = &recX{val: val}
+	return r
 }
 
 // creds are the credentials a forwarded AUTH or HELLO AUTH brings.
 func (r *record) creds() (string, bool) {
 	switch {
 	case r.kind == kindAuth:
-		return r.val, true
+		return r.val(), true
 	case r.kind == kindHello && r.flags&flagAuth != 0:
-		_, creds, _ := strings.Cut(r.val, "\x00")
+		_, creds, _ := strings.Cut(r.val(), "\x00")
 		return creds, true
 	}
 	return "", false

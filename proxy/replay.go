@@ -127,7 +127,7 @@ func (st *replay) learn(rec *record, ok bool) {
 		if rec.arg > 0 {
 			st.proto = int64(rec.arg)
 		}
-		name := rec.val
+		name := rec.val()
 		if creds, ok := rec.creds(); ok {
 			name, _, _ = strings.Cut(name, "\x00")
 			st.setCreds(creds)
@@ -136,7 +136,7 @@ func (st *replay) learn(rec *record, ok bool) {
 			st.name = name
 		}
 	case kindSetName:
-		st.name = rec.val
+		st.name = rec.val()
 	case kindMonitor:
 		st.monitor = true
 	case kindNoEvict:
@@ -145,16 +145,16 @@ func (st *replay) learn(rec *record, ok bool) {
 		if rec.arg == 0 {
 			st.track = tracking{}
 		} else {
-			st.track = tracking{on: true, opts: decodeTracking(rec.val), redirect: rec.peer}
+			st.track = tracking{on: true, opts: decodeTracking(rec.val()), redirect: rec.peer()}
 		}
 	case kindSetInfo:
 		if rec.arg == setInfoLibName {
-			st.libName = rec.val
+			st.libName = rec.val()
 		} else {
-			st.libVer = rec.val
+			st.libVer = rec.val()
 		}
 	case kindAuth:
-		st.setCreds(rec.val)
+		st.setCreds(rec.val())
 	}
 }
 

@@ -14,13 +14,13 @@ func TestReplayList(t *testing.T) {
 	for _, r := range []record{
 		{kind: kindHello, arg: 3},
 		{kind: kindSelect, arg: 4},
-		{kind: kindSetName, val: "worker"},
-		{kind: kindSetInfo, arg: setInfoLibName, val: "redis-py"},
-		{kind: kindSetInfo, arg: setInfoLibVer, val: "5.0.1"},
+		record{kind: kindSetName}.with("worker"),
+		record{kind: kindSetInfo, arg: setInfoLibName}.with("redis-py"),
+		record{kind: kindSetInfo, arg: setInfoLibVer}.with("5.0.1"),
 	} {
 		st.learn(&r, true)
 	}
-	failed := record{kind: kindSetName, val: "refused"}
+	failed := record{kind: kindSetName}.with("refused")
 	st.learn(&failed, false)
 	b, sent := st.commands(nil, &target{user: "u", pass: "p"}, true)
 	want := "AUTH u p|HELLO 3|SELECT 4|CLIENT SETNAME worker|CLIENT SETINFO LIB-NAME redis-py|CLIENT SETINFO LIB-VER 5.0.1|CLIENT ID"

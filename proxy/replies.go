@@ -12,46 +12,60 @@ import (
 // client, pairs each with its record, learns from it what the session
 // state has become, and ends pause units once their replies are flushed.
 
-func (s *session) replies() {
+// replies runs the reply side: on u when it is resumed in the middle of
+// pumping it, else from the handoff h, or the next one. It reports
+// false when it parked (park.go), true when it has ended.
+func (s *session) replies(u *uplink, first *handoff) bool {
 	for {
-		var h handoff
-		select {
-		case h = <-s.upCh:
-		case <-s.done:
-			return
+		if u == nil {
+			var h handoff
+			if first != nil {
+				h, first = *first, nil
+			} else {
+				var ok, parked bool
+				if h, ok, parked = s.nextHandoff(); parked {
+					return false
+				} else if !ok {
+					return true
+				}
+			}
+			s.answerUntil(h.first, msgUplinkLost)
+			if h.u == nil {
+				continue
+			}
+			s.swallow = h.u.swallow
+			if h.u.tracked {
+				s.invalidateAll() // before any reply from the new connection
+			}
+			u = h.u
 		}
-		s.answerUntil(h.first, msgUplinkLost)
-		if h.u == nil {
-			continue
+		err := s.pump(u)
+		if err == errParked {
+			return false
 		}
-		s.swallow = h.u.swallow
-		if h.u.tracked {
-			s.invalidateAll() // before any reply from the new connection
-		}
-		err := s.pump(h.u)
-		h.u.dropReader()
+		u.dropReader()
 		if s.closing() {
-			return
+			return true
 		}
 		var we *resp.WriteError
 		var pe *resp.ProtocolError
 		switch {
 		case errors.Is(err, errTimeLimit):
 			s.timeLimit(errors.Is(err, errCut))
-			return
+			return true
 		case errors.As(err, &we):
 			s.close(fmt.Errorf("client write: %w", we.Err))
-			return
+			return true
 		case errors.Is(err, errUnsolicited), errors.As(err, &pe):
 			s.close(fmt.Errorf("uplink: %w", err))
-			return
+			return true
 		case errors.Is(err, errCut):
 			s.close(fmt.Errorf("uplink connection lost in the middle of a reply: %w", errors.Unwrap(err)))
-			return
+			return true
 		}
 		// The connection died between replies: answer what it carried.
-		h.u.dead.Store(true)
-		h.u.conn.Close()
+		u.dead.Store(true)
+		u.conn.Close()
 		s.answerUntil(s.q.tail.Load(), msgUplinkLost)
 		if !s.q.empty() {
 			s.logDebug("uplink connection lost", "err", err)
@@ -59,6 +73,7 @@ func (s *session) replies() {
 		if s.pinned.Load() {
 			s.requestMove() // a subscriber gets a new connection now
 		}
+		u = nil
 	}
 }
 
@@ -77,7 +92,8 @@ func (s *session) waitUplink(u *uplink) error {
 		putReader(u.br)
 		u.br = nil
 	}
-	slab, n, err := u.raw.read(u.timed.timedOut)
+	s.parkedOn = u // before parking: the resumed side reads it
+	slab, n, err := u.raw.read(u.timed.timedOut, s.resumeRep)
 	if err != nil {
 		return err
 	}
@@ -171,7 +187,7 @@ func (s *session) forwardExec(u *uplink, rec *record) (resp.Reply, error) {
 	if err != nil || rep.Type != '*' || rep.Len < 0 {
 		return rep, err
 	}
-	fx := rec.fx
+	fx := rec.fx()
 	for i := range rep.Len {
 		el, err := u.r.Forward(s.out())
 		rep.N += el.N

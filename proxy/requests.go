@@ -21,6 +21,9 @@ func (s *session) requests() error {
 			s.dialErr, s.heldOnce = nil, false
 			s.flushUp()
 			if err := s.waitClient(); err != nil {
+				if err == errParked {
+					return err
+				}
 				if errors.Is(err, errRedial) {
 					s.moveNow()
 					continue
@@ -66,7 +69,7 @@ func (s *session) waitClient() error {
 		putReader(s.cbr)
 		s.cbr = nil
 	}
-	slab, n, err := s.rawc.read(s.conn.timedOut)
+	slab, n, err := s.rawc.read(s.conn.timedOut, s.resumeReq)
 	if err != nil {
 		return err
 	}
@@ -445,10 +448,7 @@ func (s *session) retire() {
 	s.up = nil
 	u.conn.Close()
 	u.dropWriter()
-	select {
-	case s.upCh <- handoff{first: s.q.tail.Load()}:
-	case <-s.done:
-	}
+	s.handOff(handoff{first: s.q.tail.Load()})
 }
 
 // uplinkOK reports whether s.up is live and dialed for the current target.
@@ -549,10 +549,8 @@ func (s *session) dialUplink(conf *runtimeConfig, st replay) error {
 		u.conn.Close()
 		return errSessionClosed
 	}
-	select {
-	case s.upCh <- handoff{u: u, first: s.q.tail.Load()}:
-	case <-s.done:
-		return errSessionClosed
+	if err := s.handOff(handoff{u: u, first: s.q.tail.Load()}); err != nil {
+		return err
 	}
 	s.connected.notify()
 	if s.trackers.Load() > 0 {

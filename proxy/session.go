@@ -63,6 +63,12 @@ type session struct {
 	upCh        chan handoff            // requests -> replies: the next uplink connection
 	cur         atomic.Pointer[uplink]  // the connection in use, for closing from outside
 	done        chan struct{}           // closed by close: both goroutines stop
+	sides       atomic.Int32            // sides not ended, running or parked (park.go)
+	handMu      sync.Mutex              // replyIdle, sending
+	replyIdle   bool                    // the reply side is parked for a handoff
+	sending     int                     // handoffs on their way to a running reply side
+	resumeReq   func()                  // the request side, run again after a park
+	resumeRep   func()                  // the reply side, likewise
 	closeOnce   sync.Once
 	reason      error         // why it closed; written once by close, read after done
 	outMu       sync.Mutex    // the client writer: whoever writes to the client holds it
@@ -95,11 +101,12 @@ type session struct {
 
 	// The reply goroutine's own. The request goroutine reads st only while
 	// the reply goroutine waits for an uplink connection (after a handoff).
-	st      replay
-	txr     txReply
-	confDue int32 // confirmations still due for the (un)subscribe at the head; 0: not started
-	swallow int   // confirmations of a re-subscription, not for the client
-	replyAt int64 // proxy clock at the last read from the uplink
+	st       replay
+	txr      txReply
+	confDue  int32   // confirmations still due for the (un)subscribe at the head; 0: not started
+	swallow  int     // confirmations of a re-subscription, not for the client
+	replyAt  int64   // proxy clock at the last read from the uplink
+	parkedOn *uplink // the connection the reply side parked on
 }
 
 func (p *Proxy) newSession(conn net.Conn, ro bool) *session {
@@ -115,6 +122,7 @@ func (p *Proxy) newSession(conn net.Conn, ro bool) *session {
 		st:     newReplay(),
 		ro:     ro,
 	}
+	s.resumeReq, s.resumeRep = s.runRequests, s.resumeReplies
 	s.conn = &clientConn{Conn: conn, s: s}
 	s.rawc = newSockWait(conn)
 	if s.rawc == nil {
@@ -128,38 +136,23 @@ func (p *Proxy) newSession(conn net.Conn, ro bool) *session {
 	return s
 }
 
-// serve runs the session until it ends; it is the request goroutine and
-// starts the reply goroutine.
+// serve starts the session: the TLS handshake, then both sides (park.go:
+// each runs while it has work, and the last to end cleans up).
 func (s *session) serve() {
-	var wg sync.WaitGroup
 	err := s.handshake()
 	s.conn.lastRead = s.p.now()
 	if idle := s.p.conf().idle; idle > 0 {
 		s.conn.Conn.SetReadDeadline(time.Now().Add(idle))
 	}
-	if err == nil {
-		s.logInfo("client connected")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.replies()
-		}()
-		err = s.requests()
+	if err != nil {
+		s.close(err)
+		s.finish()
+		return
 	}
-	s.close(err)
-	wg.Wait()
-	if u := s.up; u != nil {
-		u.conn.Close()
-	}
-	s.p.gate.release(&s.hold)
-	s.setRedirect(nil)
-	s.setReplica(nil)
-	s.p.unregister(s)
-	reason := s.reason
-	if reason == nil {
-		reason = io.EOF
-	}
-	s.logInfo("client disconnected", "reason", closeReason(reason), "duration_ms", time.Since(s.start).Milliseconds())
+	s.logInfo("client connected")
+	s.sides.Store(2)
+	go s.runReplies(nil, nil)
+	s.runRequests()
 }
 
 func closeReason(err error) string {
@@ -250,6 +243,7 @@ func (s *session) close(reason error) {
 		if u := s.cur.Load(); u != nil {
 			u.conn.Close()
 		}
+		s.wakeIdleReplies()
 	})
 }
 
