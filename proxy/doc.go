@@ -1,7 +1,7 @@
 // Package proxy is redis-proxy's core: the managed RESP listener with one
-// session (a goroutine pair) per client, each with its own uplink
-// connection (neither goroutine exists while the session is idle); the raw relay; and the one state machine behind pause,
-// unpause and reload. doc/reliability.md and doc/admin-api.md say what
+// session (a goroutine pair, none while it is idle) per client, each with
+// its own uplink connection; the raw relay; and the one state machine
+// behind pause, unpause and reload. doc/reliability.md and doc/admin-api.md say what
 // clients and operators see.
 //
 // It imports resp and config, and nothing above it.
