@@ -8,8 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -281,6 +284,19 @@ func TestLogOutput(t *testing.T) {
 	}
 }
 
+// wantProcs is the GOMAXPROCS the proxy takes (procs.go): the
+// environment's, else half the runtime's default, at least one.
+func wantProcs() int {
+	if v, err := strconv.Atoi(os.Getenv("GOMAXPROCS")); err == nil && v > 0 {
+		return v
+	}
+	return max(1, defaultProcs/2)
+}
+
+// defaultProcs is the runtime's own GOMAXPROCS, before any in-process run
+// sets it.
+var defaultProcs = runtime.GOMAXPROCS(0)
+
 // TestStartupLine checks the start-up line's fields and the start-up time.
 // The uplink accepts connections but never answers: neither start-up nor
 // the stop may wait for it.
@@ -300,6 +316,7 @@ func TestStartupLine(t *testing.T) {
 		"version":    versionStringOf(t),
 		"pid":        float64(r.p.PID()),
 		"level":      "INFO",
+		"gomaxprocs": float64(wantProcs()),
 	} {
 		if e[k] != want {
 			t.Errorf("started line: %s: have %v, want %v", k, e[k], want)

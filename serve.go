@@ -42,6 +42,7 @@ func serve(ctx context.Context, path string, log *slog.Logger, start time.Time) 
 		return exitFailure
 	}
 	ver := versionString()
+	procs := setProcs()
 	p, err := proxy.New(cfg, proxy.Options{
 		Logger:     log,
 		Version:    ver,
@@ -71,7 +72,7 @@ func serve(ctx context.Context, path string, log *slog.Logger, start time.Time) 
 	if raw := p.RawAddr(); raw != nil {
 		attrs = append(attrs, "listen_raw", raw.String())
 	}
-	attrs = append(attrs, "config", path, "version", ver, "pid", os.Getpid(),
+	attrs = append(attrs, "config", path, "version", ver, "pid", os.Getpid(), "gomaxprocs", procs,
 		"startup_ms", float64(time.Since(start).Microseconds())/1000)
 	log.Info("started", attrs...)
 
