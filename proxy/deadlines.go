@@ -68,6 +68,12 @@ type clientConn struct {
 	wdl      int64 // write deadline in force (guarded by outMu)
 	final    bool  // last words before closing: a short grace, whatever is due (guarded by outMu)
 	lastRead int64
+	// The request goroutine's: boundary is set while it waits for a new
+	// command (nothing of one read yet); a move asked for while it is not
+	// is deferred to the end of the command (movePending), since a
+	// command half read cannot be resumed on another connection. The
+	// command then dials the new connection itself.
+	boundary, movePending bool
 }
 
 func (c *clientConn) Write(b []byte) (int, error) {
@@ -111,6 +117,7 @@ func (c *clientConn) Read(b []byte) (int, error) {
 		if n > 0 || err == nil {
 			c.lastRead = s.p.now()
 			s.clock = c.lastRead
+			c.boundary = false
 			return n, err
 		}
 		if !isTimeout(err) {
@@ -130,7 +137,16 @@ func (c *clientConn) timedOut() error {
 		return errSessionClosed
 	}
 	if s.redial.Load() {
-		return errRedial
+		if c.boundary {
+			return errRedial
+		}
+		if !c.movePending {
+			// Whoever waits for the move goes on: the command, once
+			// read, may have to wait at the pause that waits for this.
+			c.movePending = true
+			s.finishMove()
+			s.logDebug("move deferred to the end of the command being read")
+		}
 	}
 	idle := s.p.conf().idle.Nanoseconds()
 	if idle == 0 {

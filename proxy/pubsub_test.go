@@ -365,3 +365,79 @@ func TestSlowSubscriber(t *testing.T) {
 	}
 	t.Logf("slow subscriber: heap peak +%s over %s published; disconnected", mib(max(peak, heap0)-heap0), mib(uint64(len(payload)*published)))
 }
+
+// TestMoveWaitsForAHalfCommand: a subscriber half-way through sending a
+// command when a reload moves it keeps its connection. The move waits for
+// the command's end, without holding up the reload (the command would
+// wait for the reload at the pause); the command is answered on the new
+// server, and a message published after it reaches the subscriber once.
+func TestMoveWaitsForAHalfCommand(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		name := "tcp"
+		if withTLS {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			a, b := redistest.Start(t), redistest.Start(t)
+			f := newConfigFile(t, a.Addr)
+			certs := writeCerts(t)
+			if withTLS {
+				f.cfg.Listen.TLS = true
+				f.cfg.Listen.CertFile, f.cfg.Listen.KeyFile = certs.ServerCert, certs.ServerKey
+				f.write()
+			}
+			p := f.start()
+			addr := p.Addr().String()
+			connect := func() *redistest.Client {
+				if !withTLS {
+					return redistest.MustDial(t, addr)
+				}
+				c, err := redistest.DialTLS(addr, clientTLS(t, certs, false), 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			sub := connect()
+			sub.SetTimeout(20 * time.Second)
+			if v, err := sub.Do("SUBSCRIBE", "ch"); err != nil || len(v.Elems) != 3 {
+				t.Fatalf("SUBSCRIBE: %v %v", v, err)
+			}
+			// One write: a whole PING, then the start of another. Once the
+			// first is answered, the proxy holds the start of the second.
+			if err := sub.WriteRaw([]byte("*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nPI")); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := sub.Receive(); err != nil || v.String() != `1) "pong"`+"\n"+`2) ""` {
+				t.Fatalf("first PING: %q %v", v.String(), err)
+			}
+			f.cfg.Uplink.Addr = b.Addr
+			f.write()
+			reloaded := make(chan error, 1)
+			go func() { reloaded <- f.reload(p) }()
+			// The reload returns once the subscriber is moved, or its move
+			// deferred; not after waiting read_time_limit_ms for it.
+			select {
+			case err := <-reloaded:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(time.Duration(f.cfg.ReadTimeLimitMS) * time.Millisecond / 2):
+				t.Fatal("the reload waits for the half command")
+			}
+			if err := sub.WriteRaw([]byte("NG\r\n$2\r\nhi\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := sub.Receive(); err != nil || v.String() != `1) "pong"`+"\n"+`2) "hi"` {
+				t.Fatalf("second PING: %q %v", v.String(), err)
+			}
+			expect(t, connect(), "(integer) 1", "PUBLISH", "ch", "after")
+			if v, err := sub.Receive(); err != nil || len(v.Elems) != 3 || v.Elems[2].Str != "after" {
+				t.Fatalf("message after the reload: %v %v", v, err)
+			}
+			direct := b.Client(t)
+			expect(t, direct, `1) "ch"`+"\n"+`2) (integer) 1`, "PUBSUB", "NUMSUB", "ch")
+		})
+	}
+}

@@ -20,6 +20,11 @@ func (s *session) requests() error {
 			// the client, and let the next command dial again.
 			s.dialErr, s.heldOnce = nil, false
 			s.flushUp()
+			if s.conn.movePending {
+				s.conn.movePending = false
+				s.moveNow()
+			}
+			s.conn.boundary = true
 			if err := s.waitClient(); err != nil {
 				if err == errParked {
 					return err
@@ -75,6 +80,7 @@ func (s *session) waitClient() error {
 	}
 	s.conn.lastRead = s.p.now()
 	s.clock = s.conn.lastRead
+	s.conn.boundary = false
 	s.cpre.set(slab, n, s.conn)
 	s.cbr = getReader(&s.cpre)
 	s.cr.Reset(s.cbr)
