@@ -14,8 +14,8 @@ func TestReplicasShown(t *testing.T) {
 	f := newFake()
 	f.st.ListenRO = "127.0.0.1:7011"
 	f.st.Replicas = []proxy.ReplicaInfo{
-		{Addr: "10.0.0.2:6379", Healthy: true, LagBytes: 12, Clients: 7},
-		{Addr: "10.0.0.3:6379", Error: "lags 2000000 bytes (max_lag_bytes 1048576)", LagBytes: 2000000},
+		{Addr: "10.0.0.2:6379", Healthy: true, LagBytes: 12, Clients: 7, Source: "replicas.addrs"},
+		{Addr: "10.0.0.3:6379", Error: "lags 2000000 bytes (max_lag_bytes 1048576)", LagBytes: 2000000, Source: "sentinel 127.0.0.1:26379"},
 	}
 	f.st.Counters.ReadFallbacks = 4
 	h := Handler(f, nil)
@@ -52,7 +52,7 @@ func TestReplicasShown(t *testing.T) {
 	}
 
 	page := serve(t, h, request{method: "GET", path: "/"}).Body.String()
-	for _, want := range []string{`id="replicas-table"`, "10.0.0.3:6379", "lags 2000000 bytes", "127.0.0.1:7011"} {
+	for _, want := range []string{`id="replicas-table"`, "10.0.0.3:6379", "lags 2000000 bytes", "127.0.0.1:7011", "<th>found in</th>", "<td>sentinel 127.0.0.1:26379</td>"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

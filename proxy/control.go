@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -140,31 +139,23 @@ func (c *ctlConn) ping(ctx context.Context) error {
 	return nil
 }
 
-// info returns INFO replication as a map.
-func (c *ctlConn) info(ctx context.Context) (map[string]string, error) {
+// info asks INFO replication.
+func (c *ctlConn) info(ctx context.Context) (replInfo, error) {
 	s, err := c.do(ctx, "INFO", "replication")
 	if err != nil {
-		return nil, err
+		return replInfo{}, err
 	}
-	m := map[string]string{}
-	for _, line := range strings.Split(s, "\n") {
-		k, v, ok := strings.Cut(strings.TrimRight(line, "\r"), ":")
-		if ok && !strings.HasPrefix(k, "#") {
-			m[k] = v
-		}
-	}
-	return m, nil
+	return parseReplication(s), nil
 }
 
-// offset reads one integer field of INFO replication.
-func (c *ctlConn) offset(ctx context.Context, key string) (int64, error) {
-	m, err := c.info(ctx)
+// masterOffset reads a primary's master_repl_offset.
+func (c *ctlConn) masterOffset(ctx context.Context) (int64, error) {
+	ri, err := c.info(ctx)
 	if err != nil {
 		return 0, err
 	}
-	n, err := strconv.ParseInt(m[key], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("INFO replication: %s: %q", key, m[key])
+	if ri.role != "master" {
+		return 0, fmt.Errorf("INFO replication: role:%s, not master", ri.role)
 	}
-	return n, nil
+	return ri.masterReplOffset, nil
 }

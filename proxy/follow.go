@@ -392,11 +392,11 @@ func (p *Proxy) role(ctx context.Context, addr string) (string, error) {
 		return "", err
 	}
 	defer c.close()
-	m, err := c.info(ctx)
+	ri, err := c.info(ctx)
 	if err != nil {
 		return "", err
 	}
-	return m["role"], nil
+	return ri.role, nil
 }
 
 // roles asks every server its role at once, each within a health check's

@@ -241,8 +241,13 @@ type replInfo struct {
 	masterHost       string // a replica's primary
 	masterPort       int
 	masterLinkStatus string // a replica's link to its primary: "up", "down"
-	slaves           []replSlave
+	// master_sync_in_progress: "1" while a replica loads a full copy
+	masterSyncInProgress string
+	slaves               []replSlave
 }
+
+// streaming reports a replica whose link to its primary is up.
+func (ri replInfo) streaming() bool { return ri.role == "slave" && ri.masterLinkStatus == "up" }
 
 // replSlave is one connected replica, as its primary lists it.
 type replSlave struct {
@@ -277,6 +282,8 @@ func parseReplication(info string) replInfo {
 			ri.masterPort, _ = strconv.Atoi(val)
 		case "master_link_status":
 			ri.masterLinkStatus = val
+		case "master_sync_in_progress":
+			ri.masterSyncInProgress = val
 		default:
 			if n, ok := strings.CutPrefix(key, "slave"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
 				ri.slaves = append(ri.slaves, parseSlave(val))

@@ -298,15 +298,16 @@ func (op *switchOp) prove(ctx context.Context) (bool, error) {
 	if op.primary, err = op.p.dialNode(ctx, op.cfg, op.rep.From); err != nil {
 		return false, refused("current primary %s: %v", op.rep.From, err)
 	}
-	m, err := op.target.info(ctx)
+	ri, err := op.target.info(ctx)
 	if err != nil {
 		return false, refused("target %s: INFO replication: %v", op.to, err)
 	}
-	replica := m["role"] == "slave" && sameAddr(net.JoinHostPort(m["master_host"], m["master_port"]), op.rep.From)
+	itsPrimary := net.JoinHostPort(ri.masterHost, strconv.Itoa(ri.masterPort))
+	replica := ri.role == "slave" && sameAddr(itsPrimary, op.rep.From)
 	if !replica && !op.attach {
 		what := "a primary"
-		if m["role"] == "slave" {
-			what = "a replica of " + net.JoinHostPort(m["master_host"], m["master_port"])
+		if ri.role == "slave" {
+			what = "a replica of " + itsPrimary
 		}
 		return false, refused("target %s is %s, not a replica of %s; attach=yes makes it one", op.to, what, op.rep.From)
 	}
@@ -332,18 +333,17 @@ func (op *switchOp) catchUp(ctx context.Context) error {
 	deadline := time.Now().Add(op.cfg.Switch.CatchupTimeout())
 	state := "no answer"
 	for {
-		mark, err := op.primary.offset(ctx, "master_repl_offset")
+		mark, err := op.primary.masterOffset(ctx)
 		if err != nil {
 			return fmt.Errorf("primary %s: %w", op.rep.From, err)
 		}
-		m, err := op.target.info(ctx)
+		ri, err := op.target.info(ctx)
 		if err != nil {
 			return fmt.Errorf("target %s: %w", op.to, err)
 		}
-		off, _ := strconv.ParseInt(m["slave_repl_offset"], 10, 64)
 		state = fmt.Sprintf("role:%s master_link_status:%s master_sync_in_progress:%s, offset %d of %d",
-			m["role"], m["master_link_status"], m["master_sync_in_progress"], off, mark)
-		if m["role"] == "slave" && m["master_link_status"] == "up" && m["master_sync_in_progress"] == "0" && off >= mark {
+			ri.role, ri.masterLinkStatus, ri.masterSyncInProgress, ri.slaveReplOffset, mark)
+		if ri.streaming() && ri.masterSyncInProgress == "0" && ri.slaveReplOffset >= mark {
 			return nil
 		}
 		if !time.Now().Before(deadline) {
@@ -404,23 +404,22 @@ func (op *switchOp) pauseAll(ctx context.Context) error {
 // and waits until the target has applied it (switch.gate_timeout_ms; 0:
 // one look).
 func (op *switchOp) gate(ctx context.Context) error {
-	want, err := op.primary.offset(ctx, "master_repl_offset")
+	want, err := op.primary.masterOffset(ctx)
 	if err != nil {
 		return fmt.Errorf("primary %s: %w", op.rep.From, err)
 	}
 	deadline := time.Now().Add(op.cfg.Switch.GateTimeout())
 	for {
-		m, err := op.target.info(ctx)
+		ri, err := op.target.info(ctx)
 		if err != nil {
 			return fmt.Errorf("target %s: %w", op.to, err)
 		}
-		off, _ := strconv.ParseInt(m["slave_repl_offset"], 10, 64)
-		if m["role"] == "slave" && m["master_link_status"] == "up" && off >= want {
+		if ri.streaming() && ri.slaveReplOffset >= want {
 			return nil
 		}
 		if !time.Now().Before(deadline) {
 			return fmt.Errorf("target %s at offset %d of the primary's %d (master_link_status:%s) after switch.gate_timeout_ms (%d)",
-				op.to, off, want, m["master_link_status"], op.cfg.Switch.GateTimeoutMS)
+				op.to, ri.slaveReplOffset, want, ri.masterLinkStatus, op.cfg.Switch.GateTimeoutMS)
 		}
 		if err := sleep(ctx, gatePoll); err != nil {
 			return err
@@ -446,11 +445,11 @@ func (op *switchOp) promote(ctx context.Context) error {
 		return fmt.Errorf("%w; and the target's role is unknown: %v", err, derr)
 	}
 	op.target = c
-	m, ierr := c.info(ctx)
+	ri, ierr := c.info(ctx)
 	if ierr != nil {
 		return fmt.Errorf("%w; and the target's role is unknown: %v", err, ierr)
 	}
-	if m["role"] == "master" {
+	if ri.role == "master" {
 		return nil
 	}
 	return err
