@@ -20,7 +20,7 @@ func TestParseReplication(t *testing.T) {
 		"slave1:ip=10.0.0.3,port=6381,state=wait_bgsave,offset=0,lag=1\r\n" +
 		"master_failover_state:no-failover\r\nmaster_replid:abc\r\nmaster_repl_offset:1234\r\nsecond_repl_offset:-1\r\n"
 	replica := "# Replication\nrole:slave\nmaster_host:10.0.0.1\nmaster_port:6379\nmaster_link_status:up\n" +
-		"master_last_io_seconds_ago:1\nslave_read_repl_offset:990\nslave_repl_offset:987\nslave_priority:100\n" +
+		"master_last_io_seconds_ago:1\nmaster_sync_in_progress:0\nslave_read_repl_offset:990\nslave_repl_offset:987\nslave_priority:100\n" +
 		"connected_slaves:0\nmaster_repl_offset:987\n"
 	cases := []struct {
 		name, info string
@@ -32,7 +32,7 @@ func TestParseReplication(t *testing.T) {
 			{ip: "10.0.0.3", port: 6381, state: "wait_bgsave", lag: 1},
 		}}},
 		{"replica", replica, replInfo{role: "slave", masterHost: "10.0.0.1", masterPort: 6379, masterLinkStatus: "up",
-			slaveReplOffset: 987, masterReplOffset: 987}},
+			masterSyncInProgress: "0", slaveReplOffset: 987, masterReplOffset: 987}},
 		{"link down, no trailing newline", "role:slave\r\nmaster_link_status:down", replInfo{role: "slave", masterLinkStatus: "down"}},
 		{"garbage and bad numbers", "nonsense\r\n#role:slave\r\nmaster_repl_offset:x\r\nslavex:ip=1\r\nslave_read_only:1\r\nrole:master\r\n",
 			replInfo{role: "master"}},
