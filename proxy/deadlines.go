@@ -140,11 +140,12 @@ func (c *clientConn) timedOut() error {
 		if c.boundary {
 			return errRedial
 		}
+		// Whoever waits for the move goes on (each time one is asked
+		// for): the command, once read, may have to wait at the pause
+		// that waits for this.
+		s.finishMove()
 		if !c.movePending {
-			// Whoever waits for the move goes on: the command, once
-			// read, may have to wait at the pause that waits for this.
 			c.movePending = true
-			s.finishMove()
 			s.logDebug("move deferred to the end of the command being read")
 		}
 	}
