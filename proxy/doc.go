@@ -33,6 +33,7 @@
 //	buffers.go    pooled buffers and idle waits that hold none
 //	poll_*.go     readiness of our own: one epoll instance for sessions' plain TCP sockets
 //	pconn_linux.go  a net.Conn on that poller: deadlines, close while parked, parking a waiter
+//	sysio_*.go    the poller's reads, writes and event collection, made without the scheduler's syscall hand-off
 //	park.go       idle sessions without goroutines: each side parks, the sweeper, the last side cleans up
 //	trim.go       memory back to the system after a burst of connections
 //	peer_*.go     whether a client has closed its side of the connection

@@ -273,7 +273,7 @@ func (c *pconn) sysRead(b []byte) (int, error) {
 	var n int
 	var err error
 	for {
-		n, err = syscall.Read(c.fd, b)
+		n, err = sysRead(c.fd, b)
 		if err != syscall.EINTR {
 			break
 		}
@@ -322,7 +322,7 @@ func (c *pconn) Write(b []byte) (int, error) {
 			return done, c.opErr("write", net.ErrClosed)
 		}
 		c.wr.ready.Store(false)
-		n, err := syscall.Write(c.fd, b[done:])
+		n, err := sysWrite(c.fd, b[done:])
 		c.decref()
 		if n > 0 {
 			done += n

@@ -110,7 +110,7 @@ func (p *poller) run(f *os.File, rc syscall.RawConn) {
 	evs := make([]syscall.EpollEvent, 256)
 	rc.Read(func(fd uintptr) bool {
 		for {
-			n, err := syscall.EpollWait(p.epfd, evs, 0)
+			n, err := epollPoll(p.epfd, evs)
 			if err == syscall.EINTR {
 				continue
 			}
