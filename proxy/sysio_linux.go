@@ -16,26 +16,22 @@ import (
 // syscall package's calls are kept: they carry its happens-before edges.
 
 func sysRead(fd int, b []byte) (int, error) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-	if e != 0 {
-		return int(n), e
-	}
-	return int(n), nil
+	return rawCall(syscall.SYS_READ, fd, unsafe.Pointer(unsafe.SliceData(b)), len(b))
 }
-
 func sysWrite(fd int, b []byte) (int, error) {
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-	if e != 0 {
-		return int(n), e
-	}
-	return int(n), nil
+	return rawCall(syscall.SYS_WRITE, fd, unsafe.Pointer(unsafe.SliceData(b)), len(b))
 }
 
 // epollPoll collects the events ready now (timeout 0: never waits).
 func epollPoll(epfd int, evs []syscall.EpollEvent) (int, error) {
-	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(evs))), uintptr(len(evs)), 0, 0, 0)
+	return rawCall(syscall.SYS_EPOLL_PWAIT, epfd, unsafe.Pointer(unsafe.SliceData(evs)), len(evs))
+}
+
+// rawCall makes trap(fd, p, n[, 0, 0, 0]) and returns its errno as an error.
+func rawCall(trap uintptr, fd int, p unsafe.Pointer, n int) (int, error) {
+	r, _, e := syscall.RawSyscall6(trap, uintptr(fd), uintptr(p), uintptr(n), 0, 0, 0)
 	if e != 0 {
-		return int(n), e
+		return int(r), e
 	}
-	return int(n), nil
+	return int(r), nil
 }
