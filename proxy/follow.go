@@ -239,13 +239,14 @@ func (r *followRun) splitBrain(masters []string) {
 		return
 	}
 	r.split = msg
-	p.follow.update(func(st *FollowStatus) { st.Error = msg })
+	// The history first: whoever sees the error in the status sees why.
 	if msg != "" {
 		p.log.Error("failover: two masters at once; not moving", "masters", strings.Join(masters, ","), "uplink", p.conf().cfg.Uplink.Addr)
 		p.record("failover", false, time.Now(), msg)
 	} else {
 		p.log.Info("failover: one master again", "uplink", p.conf().cfg.Uplink.Addr)
 	}
+	p.follow.update(func(st *FollowStatus) { st.Error = msg })
 }
 
 // failover moves every client to a.addr once it answers as master

@@ -51,6 +51,8 @@ func TestCandidatesFollowPromotion(t *testing.T) {
 	load.finish()
 	load.check(t, to, moved)
 
+	// The failover is counted once the move is done and written down.
+	waitFor(t, "the failover counted", func() bool { return p.Status().Counters.Failovers > 0 })
 	st := p.Status()
 	if st.Counters.Failovers != 1 {
 		t.Errorf("failovers: %d, want 1", st.Counters.Failovers)

@@ -384,6 +384,8 @@ func TestSentinelFollowsFailover(t *testing.T) {
 	if d := moved.Sub(at); d > 2500*time.Millisecond {
 		t.Errorf("the proxy moved %v after +switch-master", d)
 	}
+	// The failover is counted once the move is done.
+	waitFor(t, "the failover counted", func() bool { return p.Status().Counters.Failovers > 0 })
 	if st := p.Status(); st.Counters.Failovers != 1 {
 		t.Errorf("failovers: %d, want 1", st.Counters.Failovers)
 	}
@@ -413,6 +415,7 @@ func TestSentinelFollowsFailover(t *testing.T) {
 	}
 	load.check(t, to2, moved2)
 
+	waitFor(t, "the second failover counted", func() bool { return p.Status().Counters.Failovers > 1 })
 	st := p.Status()
 	if st.Counters.Failovers != 2 {
 		t.Errorf("failovers: %d, want 2", st.Counters.Failovers)
