@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -325,15 +324,14 @@ type driver struct {
 
 func startDriver(t *testing.T, chromium string) *driver {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := redistest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
 
 	logs := &proc.Output{Keep: 200}
-	p, err := proc.Start("chromedriver", []string{"--port=" + strconv.Itoa(port), "--allowed-ips=127.0.0.1"},
+	p, err := proc.Start("chromedriver", []string{"--port=" + port, "--allowed-ips=127.0.0.1"},
 		proc.Options{Stdout: logs, Stderr: logs})
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +344,7 @@ func startDriver(t *testing.T, chromium string) *driver {
 		}
 	})
 
-	d := &driver{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", port), client: &http.Client{Timeout: 30 * time.Second}, timeout: 15 * time.Second}
+	d := &driver{t: t, base: "http://" + addr, client: &http.Client{Timeout: 30 * time.Second}, timeout: 15 * time.Second}
 	d.waitFor("chromedriver ready", func() (bool, string) {
 		var st struct{ Ready bool }
 		err := d.call("GET", "/status", nil, &st)

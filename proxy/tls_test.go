@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 
+	"redis-proxy/internal/redistest"
 	"redis-proxy/internal/testcerts"
 )
 
@@ -34,10 +36,10 @@ func clientTLS(t *testing.T, f testcerts.Files, withCert bool) *tls.Config {
 }
 
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := redistest.FreeAddr()
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	_, port, _ := net.SplitHostPort(addr)
+	return strconv.Atoi(port)
 }

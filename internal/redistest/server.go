@@ -95,17 +95,34 @@ var pickPort = func() (int, error) {
 // FreeAddr returns "127.0.0.1:<port>" for a port that was free a moment
 // ago: it listens on port 0, notes the port and closes. Someone else may
 // take it before the caller does; StartServer retries for that reason.
+// It never returns a port it returned before in this process, so two
+// calls in a row (a listener and an admin address) never give the same.
 func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("redistest: free port: %w", err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("redistest: free port: %w", err)
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			return "", fmt.Errorf("redistest: free port: %w", err)
+		}
+		given.Lock()
+		seen := given.addrs[addr]
+		given.addrs[addr] = true
+		given.Unlock()
+		if !seen {
+			return addr, nil
+		}
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", fmt.Errorf("redistest: free port: %w", err)
-	}
-	return addr, nil
+	return "", fmt.Errorf("redistest: free port: 100 ports in a row were given out before")
 }
+
+// given is every address FreeAddr returned.
+var given = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // lookBinary resolves the redis-server binary (see Options.Binary).
 func lookBinary(bin string) (string, error) {
