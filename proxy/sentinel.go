@@ -176,12 +176,17 @@ func (c *sentinelConn) masterAddr(ctx context.Context, name string) (string, err
 // askSentinels asks each sentinel in turn for the master's address; the
 // first that answers decides. It returns the address and that sentinel.
 func (p *Proxy) askSentinels(ctx context.Context, cfg *config.Config) (addr, sentinel string, err error) {
-	s := cfg.Uplink.Sentinel
+	return eachSentinel(ctx, cfg, func(sa string) (string, error) { return askSentinel(ctx, cfg, sa) })
+}
+
+// eachSentinel asks the sentinels in turn; the first that answers
+// decides. It returns the answer and that sentinel, or every error.
+func eachSentinel[T any](ctx context.Context, cfg *config.Config, ask func(sa string) (T, error)) (T, string, error) {
 	var errs []error
-	for _, sa := range s.Addrs {
-		addr, err := askSentinel(ctx, cfg, sa)
+	for _, sa := range cfg.Uplink.Sentinel.Addrs {
+		v, err := ask(sa)
 		if err == nil {
-			return addr, sa, nil
+			return v, sa, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", sa, err))
 		if ctx.Err() != nil {
@@ -191,7 +196,8 @@ func (p *Proxy) askSentinels(ctx context.Context, cfg *config.Config) (addr, sen
 	if len(errs) == 0 {
 		errs = append(errs, errors.New("no sentinel configured"))
 	}
-	return "", "", errors.Join(errs...)
+	var zero T
+	return zero, "", errors.Join(errs...)
 }
 
 func askSentinel(ctx context.Context, cfg *config.Config, sa string) (string, error) {
@@ -250,22 +256,7 @@ func downFlag(flags string) bool {
 // master's replicas; the first that answers decides. It returns them and
 // that sentinel.
 func sentinelReplicas(ctx context.Context, cfg *config.Config, d time.Duration) (addrs []string, sentinel string, err error) {
-	s := cfg.Uplink.Sentinel
-	var errs []error
-	for _, sa := range s.Addrs {
-		addrs, err := askSentinelReplicas(ctx, cfg, sa, d)
-		if err == nil {
-			return addrs, sa, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", sa, err))
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if len(errs) == 0 {
-		errs = append(errs, errors.New("no sentinel configured"))
-	}
-	return nil, "", errors.Join(errs...)
+	return eachSentinel(ctx, cfg, func(sa string) ([]string, error) { return askSentinelReplicas(ctx, cfg, sa, d) })
 }
 
 func askSentinelReplicas(ctx context.Context, cfg *config.Config, sa string, d time.Duration) ([]string, error) {
