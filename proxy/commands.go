@@ -125,7 +125,11 @@ func (s *session) command(argc int, name []byte) error {
 	if !s.authed && c != cmdAuth && c != cmdHello && c != cmdQuit && c != cmdReset {
 		return s.replyError(msgNoAuth)
 	}
-	s.hdr = resp.AppendBulk(resp.AppendArray(s.hdr[:0], argc), name)
+	if taken, ok := s.cr.Taken(); ok {
+		s.hdr = append(s.hdr[:0], taken...) // the same bytes, not encoded again
+	} else {
+		s.hdr = resp.AppendBulk(resp.AppendArray(s.hdr[:0], argc), name)
+	}
 	if s.txn.open && s.tx.failed.Load() == s.txn.id {
 		// Redis refused the MULTI, or it was lost: the client was told so
 		// and is in no transaction (the reply side ended its unit).

@@ -324,13 +324,8 @@ func (s *session) forward(rec record) error {
 	silent := s.silent()
 	if silent {
 		// CLIENT REPLY OFF or SKIP: Redis sends no reply, so no record
-		// waits for one, and the unit ends once it is sent.
+		// waits for one, and the unit ends once it is sent (below).
 		s.replySkip = max(s.replySkip-1, 0)
-		defer func() {
-			if startsUnit {
-				s.p.gate.leave(&s.hold, 1)
-			}
-		}()
 		rec.flags &^= flagBlocks
 	} else if s.txn.open && rec.flags&flagEndsTx == 0 {
 		s.txn.queue(rec)
@@ -344,29 +339,42 @@ func (s *session) forward(rec record) error {
 		s.notePush(s.q.tail.Load())
 		s.q.push(rec)
 	}
+	// No defer here: forward has too many returns for the compiler to
+	// open-code one, and a defer it cannot is a cost on every command.
 	var w io.Writer = u.w()
+	var c *capture
 	if s.p.logMessages.Load() {
-		c := &capture{w: w}
+		c = &capture{w: w}
 		w = c
-		defer func() { s.logInfo("command", "cmd", renderCommand(c.buf, c.more)) }()
 	}
+	err = s.send(u, w)
+	if c != nil {
+		s.logInfo("command", "cmd", renderCommand(c.buf, c.more))
+	}
+	if silent && startsUnit {
+		s.p.gate.leave(&s.hold, 1)
+	}
+	return err
+}
+
+// send writes the command (s.hdr, then what is left to read) to w, on its
+// way to u, and flushes at the end of the batch.
+func (s *session) send(u *uplink, w io.Writer) error {
 	if _, err := w.Write(s.hdr); err != nil {
 		s.retire()
 		return nil
 	}
-	for s.cr.Args() > 0 {
-		if err := s.cr.CopyArg(w); err != nil {
-			var we *resp.WriteError
-			if errors.As(err, &we) {
-				if err := s.cr.SkipArgs(); err != nil {
-					s.retire()
-					return s.readFailed(err)
-				}
+	if err := s.cr.CopyRest(w); err != nil {
+		var we *resp.WriteError
+		if errors.As(err, &we) {
+			if err := s.cr.SkipArgs(); err != nil {
 				s.retire()
-				return nil
+				return s.readFailed(err)
 			}
-			return s.inputCut(err)
+			s.retire()
+			return nil
 		}
+		return s.inputCut(err)
 	}
 	if s.cr.Buffered() == 0 {
 		if err := u.flush(); err != nil {

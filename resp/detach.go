@@ -16,6 +16,6 @@ func (r *Reader) Detach() (*bufio.Reader, bool) {
 		r.skip = 0
 	}
 	br := r.br
-	r.br = nil
+	r.br, r.whole = nil, nil
 	return br, true
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime/metrics"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,9 +64,12 @@ func FuzzReader(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		before := heapAllocated()
-		values, fwdErr := checkForward(t, in, 16, DefaultLimits)
-		if _, err := checkForward(t, in, 4096, DefaultLimits); err.Error() != fwdErr.Error() {
-			t.Fatalf("Forward through 16 and 4096 bytes: have %v and %v", fwdErr, err)
+		values, reps, fwdErr := checkForward(t, in, 16, DefaultLimits)
+		// Through 4096 bytes most values are whole in the buffer: the
+		// fast path (whole.go) must say what the line-by-line one says.
+		_, reps2, err := checkForward(t, in, 4096, DefaultLimits)
+		if err.Error() != fwdErr.Error() || !slices.EqualFunc(reps, reps2, sameReply) {
+			t.Fatalf("Forward through 16 and 4096 bytes: have %v, %v and %v, %v", reps, fwdErr, reps2, err)
 		}
 		checkForward(t, in, 16, tinyLimits)
 		checkReadValue(t, in, values, fwdErr)
@@ -77,12 +81,13 @@ func FuzzReader(f *testing.F) {
 // checkForward forwards every value of in and checks that what it writes
 // is exactly what it consumed. It returns the bytes of each complete
 // value and the error that ended the stream.
-func checkForward(t *testing.T, in []byte, size int, lim Limits) ([][]byte, error) {
+func checkForward(t *testing.T, in []byte, size int, lim Limits) ([][]byte, []Reply, error) {
 	t.Helper()
 	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), size))
 	r.SetLimits(lim)
 	var out bytes.Buffer
 	var values [][]byte
+	var reps []Reply
 	consumed := 0
 	for {
 		rep, err := r.Forward(&out)
@@ -94,14 +99,20 @@ func checkForward(t *testing.T, in []byte, size int, lim Limits) ([][]byte, erro
 			if err == io.EOF && (rep.N != 0 || consumed != len(in)) {
 				t.Fatalf("io.EOF with N %d after %d of %d bytes", rep.N, consumed, len(in))
 			}
-			return values, err
+			return values, reps, err
 		}
+		rep.Line = slices.Clone(rep.Line)
+		reps = append(reps, rep)
 		if rep.N <= 0 || out.Len() != consumed+int(rep.N) {
 			t.Fatalf("Forward: have N %d and %d bytes written, want N > 0 and %d written", rep.N, out.Len(), consumed+int(rep.N))
 		}
 		values = append(values, in[consumed:out.Len()])
 		consumed = out.Len()
 	}
+}
+
+func sameReply(a, b Reply) bool {
+	return a.Type == b.Type && a.Len == b.Len && a.N == b.N && bytes.Equal(a.Line, b.Line)
 }
 
 // checkReadValue reads the same values with ReadValue: as many as Forward,
@@ -209,13 +220,19 @@ func checkCommands(t *testing.T, in []byte) {
 			t.Fatalf("buffer %d, MaxArgBuf %d: have %q, %v; want %q, %v", c.size, c.lim.MaxArgBuf, cmds2, err2, cmds, err)
 		}
 	}
-	// CopyArg re-encodes the same commands, and they parse back.
+	// CopyArg re-encodes the same commands, and they parse back; so does
+	// the proxy's way (the name with Arg, Taken, CopyRest) through a
+	// buffer that holds most commands whole.
 	out, complete, err2 := copyCommands(NewReader(bufio.NewReaderSize(bytes.NewReader(in), 16)))
 	if err2.Error() != err.Error() {
 		t.Fatalf("CopyArg ended with %v, Arg with %v", err2, err)
 	}
 	if want := multibulk(cmds...); !bytes.Equal(out[:complete], want) {
 		t.Fatalf("CopyArg wrote %q, want %q", out[:complete], want)
+	}
+	out2, complete2, err4 := copyRest(NewReader(bufio.NewReaderSize(bytes.NewReader(in), 4096)))
+	if err4.Error() != err.Error() || !bytes.Equal(out2[:complete2], out[:complete]) {
+		t.Fatalf("CopyRest wrote %q, ended with %v; CopyArg wrote %q, %v", out2[:complete2], err4, out[:complete], err)
 	}
 	again, err3 := read(out[:complete], 16, DefaultLimits)
 	if err3 != io.EOF || !equalCommands(again, cmds) {

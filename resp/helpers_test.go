@@ -209,6 +209,39 @@ func copyCommands(r *Reader) ([]byte, int, error) {
 	}
 }
 
+// copyRest is copyCommands the proxy's way: the name read with Arg (a
+// name too long for it is streamed), the header from Taken or encoded,
+// the rest with CopyRest.
+func copyRest(r *Reader) ([]byte, int, error) {
+	var out bytes.Buffer
+	var hdr []byte
+	for {
+		complete := out.Len()
+		n, err := r.ReadCommand()
+		if err != nil {
+			return out.Bytes(), complete, err
+		}
+		hdr = AppendArray(hdr[:0], n)
+		name, err := r.Arg()
+		switch {
+		case err == ErrArgTooLong:
+			out.Write(hdr)
+		case err != nil:
+			return out.Bytes(), complete, err
+		default:
+			if taken, ok := r.Taken(); ok {
+				hdr = append(hdr[:0], taken...)
+			} else {
+				hdr = AppendBulk(hdr, name)
+			}
+			out.Write(hdr)
+		}
+		if err := r.CopyRest(&out); err != nil {
+			return out.Bytes(), complete, err
+		}
+	}
+}
+
 // multibulk encodes commands as a client library does.
 func multibulk(cmds ...[]string) []byte {
 	var b []byte

@@ -74,6 +74,12 @@ type Reader struct {
 	inlines [][]byte // inline's backing array: inline is sliced from the front
 	line    []byte   // scratch for lines longer than the bufio buffer
 	scratch []byte   // scratch for inline unquoting and long arguments
+
+	// whole is the current command when it was read whole (whole.go):
+	// already taken from the buffer, its arguments read from here, the
+	// next at wpos, until the next ReadCommand (or SkipArgs).
+	whole []byte
+	wpos  int
 }
 
 // NewReader returns a Reader over br with DefaultLimits.
@@ -100,6 +106,9 @@ func (r *Reader) Buffered() int {
 	if r.held {
 		pending += r.heldLen + 2
 	}
+	if r.whole != nil {
+		n += int64(len(r.whole) - r.wpos) // taken from br, not yet read
+	}
 	if pending >= n {
 		return 0
 	}
@@ -111,6 +120,7 @@ func (r *Reader) Reset(br *bufio.Reader) {
 	r.br = br
 	r.skip, r.body, r.bodyEnd, r.args, r.inline = 0, 0, false, 0, nil
 	r.held, r.heldLen = false, 0
+	r.whole = nil
 }
 
 // settle finishes what the previous call left: a peeked argument, an

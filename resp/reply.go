@@ -34,55 +34,65 @@ func (h replyHeader) elems() int64 {
 // parseHeader checks one reply line. A bulk header leaves its payload
 // pending, to be copied or drained by the caller.
 func (r *Reader) parseHeader(line []byte) (replyHeader, error) {
+	h, payload, err := r.checkHeader(line)
+	if payload {
+		r.body, r.bodyEnd = h.n, true
+	}
+	return h, err
+}
+
+// checkHeader checks one reply line; payload says a bulk payload of h.n
+// bytes and a CRLF follow it.
+func (r *Reader) checkHeader(line []byte) (h replyHeader, payload bool, err error) {
 	content, ok := header(line)
 	if !ok {
-		return replyHeader{}, protoErr("expected '\\r\\n' at end of line")
+		return replyHeader{}, false, protoErr("expected '\\r\\n' at end of line")
 	}
-	h := replyHeader{typ: line[0], line: content}
+	h = replyHeader{typ: line[0], line: content}
 	switch h.typ {
 	case '+', '-', ',', '(':
-		return h, nil
+		return h, false, nil
 	case ':':
 		if h.n, ok = parseInt(content); !ok {
-			return replyHeader{}, protoErr("invalid integer")
+			return replyHeader{}, false, protoErr("invalid integer")
 		}
-		return h, nil
+		return h, false, nil
 	case '#':
 		if len(content) != 1 || (content[0] != 't' && content[0] != 'f') {
-			return replyHeader{}, protoErr("invalid boolean")
+			return replyHeader{}, false, protoErr("invalid boolean")
 		}
-		return h, nil
+		return h, false, nil
 	case '_':
 		if len(content) != 0 {
-			return replyHeader{}, protoErr("invalid null")
+			return replyHeader{}, false, protoErr("invalid null")
 		}
-		return h, nil
+		return h, false, nil
 	case '$', '!', '=':
 		h.line = nil
 		n, ok := parseInt(content)
 		if ok && n == -1 && h.typ == '$' {
 			h.n = -1
-			return h, nil
+			return h, false, nil
 		}
 		if !ok || n < 0 || n > r.lim.MaxBulk {
-			return replyHeader{}, protoErr("invalid bulk length")
+			return replyHeader{}, false, protoErr("invalid bulk length")
 		}
-		h.n, r.body, r.bodyEnd = n, n, true
-		return h, nil
+		h.n = n
+		return h, true, nil
 	case '*', '%', '~', '>', '|':
 		h.line = nil
 		n, ok := parseInt(content)
 		if ok && n == -1 && h.typ == '*' {
 			h.n = -1
-			return h, nil
+			return h, false, nil
 		}
 		if !ok || n < 0 || n > r.lim.MaxCount {
-			return replyHeader{}, protoErr("invalid multibulk length")
+			return replyHeader{}, false, protoErr("invalid multibulk length")
 		}
 		h.n = n
-		return h, nil
+		return h, false, nil
 	}
-	return replyHeader{}, protoErr("unknown type byte " + quoteByte(line[0]))
+	return replyHeader{}, false, protoErr("unknown type byte " + quoteByte(line[0]))
 }
 
 func quoteByte(c byte) string {
@@ -113,6 +123,23 @@ func (r *Reader) Forward(w io.Writer) (Reply, error) {
 	var rep Reply
 	if err := r.settle(); err != nil {
 		return rep, err
+	}
+	if r.br.Buffered() == 0 {
+		// Fill the buffer, as reading the first line would: the value
+		// may then be whole in it.
+		if _, err := r.br.Peek(1); err != nil {
+			return rep, err
+		}
+	}
+	buf, _ := r.br.Peek(r.br.Buffered())
+	if rep, ok := r.wholeValue(buf); ok {
+		r.br.Discard(int(rep.N))
+		if w != nil {
+			if _, err := w.Write(buf[:rep.N]); err != nil {
+				return rep, &WriteError{Err: err}
+			}
+		}
+		return rep, nil
 	}
 	// due counts the values still to come: an aggregate adds its
 	// elements, an attribute its keys and values (it precedes a value

@@ -31,6 +31,14 @@ func (r *Reader) ReadCommand() (int, error) {
 		if err != nil {
 			return 0, err
 		}
+		if b[0] == '*' && r.settled() {
+			buf, _ := r.br.Peek(r.br.Buffered())
+			if n, argc, first, ok := r.wholeCommand(buf); ok {
+				r.br.Discard(n)
+				r.whole, r.wpos, r.args = buf[:n], first, argc
+				return argc, nil
+			}
+		}
 		if b[0] != '*' {
 			n, err := r.readInline()
 			if err != nil || n > 0 {
@@ -80,6 +88,10 @@ func (r *Reader) Args() int { return r.args }
 func (r *Reader) Arg() ([]byte, error) {
 	if r.args == 0 {
 		return nil, errNoArg
+	}
+	if r.whole != nil {
+		a, _ := r.wholeArg()
+		return a, nil
 	}
 	if r.held {
 		return nil, ErrArgTooLong
@@ -137,6 +149,13 @@ func (r *Reader) CopyArg(w io.Writer) error {
 	if r.args == 0 {
 		return errNoArg
 	}
+	if r.whole != nil {
+		_, enc := r.wholeArg()
+		if _, err := w.Write(enc); err != nil {
+			return &WriteError{Err: err}
+		}
+		return nil
+	}
 	var line []byte
 	if r.held {
 		// Arg refused this argument (ErrArgTooLong) after reading its
@@ -184,6 +203,10 @@ func (r *Reader) CopyArg(w io.Writer) error {
 
 // SkipArgs reads and drops what is left of the current command.
 func (r *Reader) SkipArgs() error {
+	if r.whole != nil {
+		r.whole, r.args = nil, 0
+		return nil
+	}
 	if len(r.inline) > 0 {
 		r.inline = r.inline[:0]
 		r.args = 0

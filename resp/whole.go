@@ -1,0 +1,172 @@
+package resp
+
+import (
+	"bytes"
+	"io"
+)
+
+// The fast path: a command or a reply that is already whole in the bufio
+// buffer is checked in one pass over the buffered bytes and moved with one
+// write, instead of a read, a check and a write per line. Everything it
+// accepts the line-by-line path accepts too, with the same result; for
+// anything else (a value not yet whole, longer than the buffer, or
+// malformed) it steps aside without consuming a byte, and the
+// line-by-line path reads it, with its errors and its streaming.
+
+// settled reports whether nothing of an earlier value is pending.
+func (r *Reader) settled() bool {
+	return r.skip == 0 && r.body == 0 && !r.bodyEnd && !r.held && len(r.inline) == 0
+}
+
+// lineAt returns the line starting at buf[pos] (through its '\n') when it is
+// whole in buf and no longer than MaxLine allows.
+func (r *Reader) lineAt(buf []byte, pos int) ([]byte, bool) {
+	i := bytes.IndexByte(buf[pos:], '\n')
+	if i < 0 || i+1 > r.lim.MaxLine+2 {
+		return nil, false
+	}
+	return buf[pos : pos+i+1], true
+}
+
+// wholeCommand: the multibulk command at the start of buf, if all of it is
+// there and ReadCommand would accept it with every argument short enough
+// for Arg. It returns its length, its argument count and where its first
+// argument starts.
+func (r *Reader) wholeCommand(buf []byte) (n, argc, first int, ok bool) {
+	line, ok := r.lineAt(buf, 0)
+	if !ok {
+		return 0, 0, 0, false
+	}
+	content, ok := header(line)
+	var count int64
+	if ok {
+		count, ok = parseInt(content)
+	}
+	if !ok || count <= 0 || count > r.lim.MaxCount || count > maxCommandArgs {
+		return 0, 0, 0, false
+	}
+	pos := len(line)
+	first = pos
+	hard := min(r.lim.MaxBulk, int64(r.lim.MaxArgBuf))
+	for range count {
+		if pos >= len(buf) || buf[pos] != '$' {
+			return 0, 0, 0, false
+		}
+		line, ok := r.lineAt(buf, pos)
+		if !ok {
+			return 0, 0, 0, false
+		}
+		content, ok := header(line)
+		var size int64
+		if ok {
+			size, ok = parseInt(content)
+		}
+		if !ok || size < 0 || size > hard {
+			return 0, 0, 0, false
+		}
+		pos += len(line)
+		if size+2 > int64(len(buf)-pos) {
+			return 0, 0, 0, false
+		}
+		end := pos + int(size)
+		if buf[end] != '\r' || buf[end+1] != '\n' {
+			return 0, 0, 0, false
+		}
+		pos = end + 2
+	}
+	return pos, int(count), first, true
+}
+
+// wholeArg returns the argument whose header starts at r.whole[r.wpos]
+// (checked by wholeCommand) and moves past it.
+func (r *Reader) wholeArg() (arg, encoded []byte) {
+	start := r.wpos
+	i := r.wpos + 1
+	size := 0
+	for ; r.whole[i] != '\r'; i++ {
+		size = size*10 + int(r.whole[i]-'0')
+	}
+	body := i + 2
+	r.wpos = body + size + 2
+	r.args--
+	return r.whole[body : body+size], r.whole[start:r.wpos]
+}
+
+// Taken returns the bytes of the current command read so far (its header
+// and the arguments Arg gave) when it was read whole: what re-encoding
+// them would give, since a length is only accepted in its canonical
+// spelling.
+func (r *Reader) Taken() ([]byte, bool) {
+	if r.whole == nil {
+		return nil, false
+	}
+	return r.whole[:r.wpos], true
+}
+
+// CopyRest writes the rest of the current command to w, as CopyArg for
+// each argument left would; for a command read whole, in one write.
+func (r *Reader) CopyRest(w io.Writer) error {
+	if r.whole != nil && r.args > 0 {
+		rest := r.whole[r.wpos:]
+		r.args, r.whole = 0, nil
+		if _, err := w.Write(rest); err != nil {
+			return &WriteError{Err: err}
+		}
+		return nil
+	}
+	for r.args > 0 {
+		if err := r.CopyArg(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wholeValue: the reply value at the start of buf, if all of it is there
+// and Forward would accept it. It returns its length and what Forward
+// returns for it.
+func (r *Reader) wholeValue(buf []byte) (rep Reply, ok bool) {
+	due := int64(1)
+	seen := false
+	pos := 0
+	for {
+		line, ok := r.lineAt(buf, pos)
+		if !ok {
+			return rep, false
+		}
+		h, payload, err := r.checkHeader(line)
+		if err != nil {
+			return rep, false
+		}
+		if !seen && due == 1 && h.typ != '|' {
+			seen = true
+			rep.Type, rep.Len, rep.Line = h.typ, h.n, h.line
+		}
+		pos += len(line)
+		if payload {
+			if h.n+2 > int64(len(buf)-pos) {
+				return rep, false
+			}
+			end := pos + int(h.n)
+			if buf[end] != '\r' || buf[end+1] != '\n' {
+				return rep, false
+			}
+			pos = end + 2
+		}
+		if h.typ != '|' {
+			due--
+		}
+		if n := h.elems(); n > 0 {
+			if n > int64(len(buf)) {
+				return rep, false // not all here (and due cannot overflow)
+			}
+			due += n
+			if due > int64(len(buf)-pos) {
+				return rep, false // each value takes 3 bytes at least: not all here
+			}
+		} else if due == 0 {
+			rep.N = int64(pos)
+			return rep, true
+		}
+	}
+}
