@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/binary"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -39,14 +40,20 @@ type observed struct {
 // packName packs the first cmdNameLen bytes of name, upper-cased, into
 // two words (zero bytes pad).
 func packName(name []byte) (w [2]uint64) {
-	for i := 0; i < len(name) && i < cmdNameLen; i++ {
-		c := name[i]
-		if 'a' <= c && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		w[i/8] |= uint64(c) << (8 * (i % 8))
-	}
-	return w
+	var b [cmdNameLen]byte
+	copy(b[:], name)
+	return [2]uint64{upper8(binary.LittleEndian.Uint64(b[:8])), upper8(binary.LittleEndian.Uint64(b[8:]))}
+}
+
+// upper8 upper-cases the ASCII letters of eight bytes at once (a branch per
+// byte was a cost on every command).
+func upper8(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	low := x &^ highs                // each byte's low seven bits
+	geA := low + ones*(0x80-'a')     // high bit set where low >= 'a'
+	gtZ := low + ones*(0x80-'z'-1)   // high bit set where low > 'z'
+	lower := geA &^ gtZ &^ x & highs // 'a'..'z', not bytes >= 0x80
+	return x - lower>>2              // 0x80>>2 is 'a'-'A'
 }
 
 func unpackName(w [2]uint64) string {
@@ -65,15 +72,21 @@ func unpackName(w [2]uint64) string {
 // goroutine's).
 func (s *session) noteCommand(name []byte) {
 	s.obs.cmdWords = packName(name)
-	s.obs.lastCmd.Store(s.clock)
+	if s.obs.lastCmd.Load() != s.clock { // a store is a locked instruction: one per batch
+		s.obs.lastCmd.Store(s.clock)
+	}
 }
 
 // notePush labels ring slot seq with the current command's name, before
 // the record is pushed there (the request goroutine's).
 func (s *session) notePush(seq uint64) {
 	slot := &s.obs.names[seq&s.q.mask]
-	slot[0].Store(s.obs.cmdWords[0])
-	slot[1].Store(s.obs.cmdWords[1])
+	if slot[0].Load() != s.obs.cmdWords[0] || slot[1].Load() != s.obs.cmdWords[1] {
+		// Most often the slot has the name already (a client sends the
+		// same few commands): no store, no locked instruction.
+		slot[0].Store(s.obs.cmdWords[0])
+		slot[1].Store(s.obs.cmdWords[1])
+	}
 }
 
 // publishView shows the session state st now holds to observers, when it

@@ -126,3 +126,24 @@ func TestClients(t *testing.T) {
 	a.Close()
 	waitFor(t, "a gone", func() bool { return len(p.Clients()) == 2 }) // b and the RPUSH client
 }
+
+// packName upper-cases eight bytes at once: every byte value, at every
+// place in either word, as the byte-by-byte rule would.
+func TestPackNameEveryByte(t *testing.T) {
+	for c := range 256 {
+		for pos := range cmdNameLen {
+			name := []byte("xxxxxxxxxxxxxxxx")
+			name[pos] = byte(c)
+			var want [2]uint64
+			for i, ch := range name {
+				if 'a' <= ch && ch <= 'z' {
+					ch -= 'a' - 'A'
+				}
+				want[i/8] |= uint64(ch) << (8 * (i % 8))
+			}
+			if have := packName(name); have != want {
+				t.Fatalf("byte %#x at %d: have %x, want %x", c, pos, have, want)
+			}
+		}
+	}
+}

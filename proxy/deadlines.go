@@ -109,6 +109,7 @@ func (c *clientConn) Read(b []byte) (int, error) {
 	// back the complete commands before it (and their replies). The
 	// writer stays (forward may be writing to it); an error sticks in it
 	// and the next write or flush reports it.
+	s.pend.publishCommands(&s.stats)
 	if u := s.up; u != nil && u.bw != nil {
 		u.bw.Flush()
 	}

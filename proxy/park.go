@@ -134,13 +134,11 @@ func (s *session) wakeIdleReplies() {
 
 // When an idle side parks: a side waits for its socket (blocking, as any
 // goroutine) while its session is busy, so that a stream of commands does
-// not start a goroutine per command; the sweeper asks a side that has
-// waited for parkAfter to park. Idle sessions lose their goroutines
-// within parkAfter+parkEvery of their last command.
-const (
-	parkEvery = 250 * time.Millisecond
-	parkAfter = 250 * time.Millisecond
-)
+// not start a goroutine per command; the sweeper, every parkEvery, asks a
+// side that has waited since before its last round to park. Idle sessions
+// lose their goroutines between parkEvery and twice that after their last
+// command.
+const parkEvery = 250 * time.Millisecond
 
 // parkLoop is the sweeper, until ctx ends (Shutdown).
 func (p *Proxy) parkLoop(ctx context.Context) {
@@ -153,7 +151,7 @@ func (p *Proxy) parkLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		cutoff := pollNow() - int64(parkAfter)
+		cutoff := parkCutoff()
 		asked := 0
 		p.forEachSession(func(s *session) {
 			if w := s.rawc; w != nil && w.pc != nil && w.pc.askPark(cutoff) {

@@ -58,7 +58,7 @@ type pwait struct {
 
 	// A waiter that may park instead (its session is idle) says since
 	// when it waits; the sweeper asks it to park when that is long ago.
-	idleSince atomic.Int64 // poll clock; 0: no such waiter
+	idleSince atomic.Int64 // parkTick when it began to wait, plus 1; 0: no such waiter
 	parkReq   atomic.Bool
 }
 
@@ -66,8 +66,18 @@ type pwait struct {
 // before cutoff (park.go).
 func (c *pconn) askPark(cutoff int64) bool { return c.rd.askPark(cutoff) }
 
+// parkTick counts the sweeper's rounds: a waiter notes it instead of the
+// time (no clock read per wait), and has waited a whole round once it
+// has moved on by two (parkCutoff).
+var parkTick atomic.Int64
+
+// parkCutoff starts a sweeper round: the waiters noted at or before the
+// cutoff it returns began to wait before the last round, parkEvery ago
+// at least.
+func parkCutoff() int64 { return parkTick.Add(1) - 1 }
+
 // askPark asks w's waiter to park if it has waited since before cutoff
-// (poll clock); it reports whether it asked.
+// (parkCutoff); it reports whether it asked.
 func (w *pwait) askPark(cutoff int64) bool {
 	if since := w.idleSince.Load(); since == 0 || since > cutoff {
 		return false
@@ -198,10 +208,17 @@ func (c *pconn) closed() bool { return c.ref.Load()&closedBit != 0 }
 // wait blocks until w is ready, its deadline passes or c closes; a
 // parkable waiter also returns errParkNow when the sweeper asks it to.
 func (c *pconn) wait(w *pwait, op string, parkable bool) error {
+	// The deadline is looked at on the way in (a past one fails even a
+	// ready socket, as Go's connections do) and after a wake that brought
+	// no readiness (a timer, a deadline moved, a close): not after an
+	// event, which is most wakes. Each look reads the clock.
+	if w.expired() {
+		return c.opErr(op, os.ErrDeadlineExceeded)
+	}
 	ch := w.waitCh()
 	w.armTimer()
 	if parkable {
-		w.idleSince.Store(pollNow())
+		w.idleSince.Store(parkTick.Load() + 1)
 	}
 	var err error
 	for !w.ready.Load() {
@@ -209,15 +226,15 @@ func (c *pconn) wait(w *pwait, op string, parkable bool) error {
 			err = c.opErr(op, net.ErrClosed)
 			break
 		}
-		if w.expired() {
-			err = c.opErr(op, os.ErrDeadlineExceeded)
-			break
-		}
 		if parkable && w.parkReq.Swap(false) {
 			err = errParkNow
 			break
 		}
 		<-ch
+		if !w.ready.Load() && w.expired() {
+			err = c.opErr(op, os.ErrDeadlineExceeded)
+			break
+		}
 	}
 	if parkable {
 		w.idleSince.Store(0)
@@ -253,13 +270,13 @@ func (c *pconn) readable(parkable bool) error {
 	if c.closed() {
 		return c.opErr("read", net.ErrClosed)
 	}
-	if c.rd.expired() {
-		return c.opErr("read", os.ErrDeadlineExceeded)
-	}
 	if c.more || c.hup.Load() {
+		if c.rd.expired() {
+			return c.opErr("read", os.ErrDeadlineExceeded)
+		}
 		return nil
 	}
-	return c.wait(&c.rd, "read", parkable)
+	return c.wait(&c.rd, "read", parkable) // looks at the deadline itself
 }
 
 // sysRead reads once, clearing the readiness first (an event during the

@@ -19,4 +19,4 @@ func (c *pconn) sysRead(b []byte) (int, error) { return 0, syscall.ENOTSUP }
 func (c *pconn) parkRead(func()) bool          { return false }
 func (c *pconn) askPark(int64) bool            { return false }
 
-func pollNow() int64 { return 0 }
+func parkCutoff() int64 { return 0 }

@@ -300,6 +300,8 @@ func (p *Proxy) register(conn net.Conn, max int, ro bool) (*session, bool) {
 func (p *Proxy) unregister(s *session) {
 	p.sessMu.Lock()
 	delete(p.sessions, s)
+	s.pend.publishCommands(&s.stats) // both sides have ended
+	s.pend.publishReplies(&s.stats)
 	s.stats.addTo(&p.closed)
 	p.sessMu.Unlock()
 }

@@ -232,9 +232,9 @@ func (s *session) answered(rec *record, rep resp.Reply) {
 		s.publishView() // SELECT, HELLO, CLIENT SETNAME, EXEC...
 	}
 	if !ok {
-		s.stats.errors.Add(1)
+		s.pend.errors++
 	}
-	s.stats.observe(s.replyAt - rec.sent)
+	s.pend.observe(s.replyAt-rec.sent, &s.stats)
 	s.settle(rec, ok)
 }
 
@@ -254,6 +254,7 @@ func (s *session) settle(rec *record, ok bool) {
 // replies it carried are over only then: a pause completes once its
 // replies have reached the clients.
 func (s *session) flushOut() error {
+	s.pend.publishReplies(&s.stats)
 	var err error
 	if s.cw != nil {
 		if err = s.cw.Flush(); err == nil {

@@ -44,7 +44,7 @@ func (s *session) requests() error {
 			}
 			return s.readFailed(err)
 		}
-		s.stats.commands.Add(1)
+		s.pend.commands++ // published before it is flushed to the uplink
 		name, err := s.cr.Arg()
 		if err == resp.ErrArgTooLong {
 			if err := s.replyError("ERR unknown command, with args beginning with: "); err != nil {
@@ -187,6 +187,7 @@ func (s *session) replyOK(ok string) error {
 
 // flushUp sends what was forwarded to the uplink so far.
 func (s *session) flushUp() {
+	s.pend.publishCommands(&s.stats)
 	if s.up != nil {
 		if err := s.up.flush(); err != nil {
 			s.retire()
@@ -377,6 +378,7 @@ func (s *session) send(u *uplink, w io.Writer) error {
 		return s.inputCut(err)
 	}
 	if s.cr.Buffered() == 0 {
+		s.pend.publishCommands(&s.stats)
 		if err := u.flush(); err != nil {
 			s.retire()
 			return nil

@@ -75,6 +75,7 @@ type session struct {
 	cw          *bufio.Writer // under outMu; nil between batches (pooled)
 	ended       int32         // under outMu: units whose replies await the next flush
 	stats       sessionStats  // counters, each written by one goroutine, read by Status
+	pend        statPending   // counted, not yet in stats (stats.go)
 	obs         observed      // what the client list shows (clients.go)
 
 	// The request goroutine's own.

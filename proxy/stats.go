@@ -21,19 +21,70 @@ type sessionStats struct {
 	sumNs    atomic.Uint64
 }
 
-func (st *sessionStats) observe(ns int64) {
-	if ns < 0 {
-		ns = 0
-	}
-	sec := float64(ns) / 1e9
+// latencyNs are latencyBounds in nanoseconds.
+var latencyNs = func() (ns [16]int64) {
 	for i, b := range latencyBounds {
-		if sec <= b {
-			st.buckets[i].Add(1)
+		ns[i] = int64(b * 1e9)
+	}
+	return ns
+}()
+
+// statPending is what a session has counted and not yet added to its
+// sessionStats: plain fields, since a locked add per command (four per
+// reply) was a cost on every one. A session publishes them before the
+// client can see what they count: commands before they are flushed to
+// the uplink, replies before they are flushed to the client.
+type statPending struct {
+	commands uint64 // the request goroutine's
+
+	// The reply side's (whoever holds outMu).
+	replies, sumNs, errors uint64
+	bucket                 int // the latency bucket of the replies counted since the last publish
+}
+
+// observe counts a reply's latency. Replies of one batch most often fall
+// in one bucket: one that does not publishes those before it.
+func (p *statPending) observe(ns int64, st *sessionStats) {
+	ns = max(ns, 0)
+	b := len(latencyNs) // +Inf
+	for i, bound := range latencyNs {
+		if ns <= bound {
+			b = i
 			break
 		}
 	}
-	st.count.Add(1)
-	st.sumNs.Add(uint64(ns))
+	if b != p.bucket && p.replies > 0 {
+		p.publishReplies(st)
+	}
+	p.bucket = b
+	p.replies++
+	p.sumNs += uint64(ns)
+}
+
+// publishReplies adds the replies counted to st: the count first, so that
+// a reader never sees more in the buckets than in the count.
+func (p *statPending) publishReplies(st *sessionStats) {
+	if p.errors > 0 {
+		st.errors.Add(p.errors)
+		p.errors = 0
+	}
+	if p.replies == 0 {
+		return
+	}
+	st.count.Add(p.replies)
+	st.sumNs.Add(p.sumNs)
+	if p.bucket < len(st.buckets) {
+		st.buckets[p.bucket].Add(p.replies)
+	}
+	p.replies, p.sumNs = 0, 0
+}
+
+// publishCommands adds the commands counted to st.
+func (p *statPending) publishCommands(st *sessionStats) {
+	if p.commands > 0 {
+		st.commands.Add(p.commands)
+		p.commands = 0
+	}
 }
 
 // addTo adds these counters into the totals t.
