@@ -65,12 +65,7 @@ func FuzzReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		before := heapAllocated()
 		values, reps, fwdErr := checkForward(t, in, 16, DefaultLimits)
-		// Through 4096 bytes most values are whole in the buffer: the
-		// fast path (whole.go) must say what the line-by-line one says.
-		_, reps2, err := checkForward(t, in, 4096, DefaultLimits)
-		if err.Error() != fwdErr.Error() || !slices.EqualFunc(reps, reps2, sameReply) {
-			t.Fatalf("Forward through 16 and 4096 bytes: have %v, %v and %v, %v", reps, fwdErr, reps2, err)
-		}
+		checkWhole(t, in, reps, fwdErr)
 		checkForward(t, in, 16, tinyLimits)
 		checkReadValue(t, in, values, fwdErr)
 		checkNext(t, in)
@@ -83,8 +78,31 @@ func FuzzReader(f *testing.F) {
 // value and the error that ended the stream.
 func checkForward(t *testing.T, in []byte, size int, lim Limits) ([][]byte, []Reply, error) {
 	t.Helper()
+	return checkForwardWith(t, in, size, lim, false)
+}
+
+// checkWhole: the fast path (whole.go), through buffers that hold most
+// values whole, says what the line-by-line path says, value for value,
+// error for error.
+func checkWhole(t *testing.T, in []byte, reps []Reply, fwdErr error) {
+	t.Helper()
+	_, slow, slowErr := checkForwardWith(t, in, 4096, DefaultLimits, true)
+	if slowErr.Error() != fwdErr.Error() || !slices.EqualFunc(reps, slow, sameReply) {
+		t.Fatalf("Forward through 16 bytes: %v, %v; line by line: %v, %v", reps, fwdErr, slow, slowErr)
+	}
+	for _, size := range []int{16, 4096} {
+		_, fast, fastErr := checkForwardWith(t, in, size, DefaultLimits, false)
+		if fastErr.Error() != slowErr.Error() || !slices.EqualFunc(fast, slow, sameReply) {
+			t.Fatalf("Forward through %d bytes: %v, %v; line by line: %v, %v", size, fast, fastErr, slow, slowErr)
+		}
+	}
+}
+
+func checkForwardWith(t *testing.T, in []byte, size int, lim Limits, lineByLine bool) ([][]byte, []Reply, error) {
+	t.Helper()
 	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), size))
 	r.SetLimits(lim)
+	r.lineByLine = lineByLine
 	var out bytes.Buffer
 	var values [][]byte
 	var reps []Reply
@@ -208,6 +226,12 @@ func checkCommands(t *testing.T, in []byte) {
 		return cmds, err
 	}
 	cmds, err := read(in, 16, DefaultLimits)
+	// The fast path (whole.go) against the line-by-line one.
+	slow := NewReader(bufio.NewReaderSize(bytes.NewReader(in), 4096))
+	slow.lineByLine = true
+	if cmds2, err2 := readCommands(t, slow); !equalCommands(cmds2, cmds) || err2.Error() != err.Error() {
+		t.Fatalf("line by line: have %q, %v; want %q, %v", cmds2, err2, cmds, err)
+	}
 	// The same through a large buffer, and with arguments refused by Arg
 	// and streamed with CopyArg.
 	smallArgs := DefaultLimits

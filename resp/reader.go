@@ -80,6 +80,8 @@ type Reader struct {
 	// next at wpos, until the next ReadCommand (or SkipArgs).
 	whole []byte
 	wpos  int
+
+	lineByLine bool // tests: never the fast path, to check one against the other
 }
 
 // NewReader returns a Reader over br with DefaultLimits.

@@ -131,15 +131,19 @@ func (r *Reader) Forward(w io.Writer) (Reply, error) {
 			return rep, err
 		}
 	}
+	// A one-line value moves in one write either way: the long way is
+	// the shorter for it.
 	buf, _ := r.br.Peek(r.br.Buffered())
-	if rep, ok := r.wholeValue(buf); ok {
-		r.br.Discard(int(rep.N))
-		if w != nil {
-			if _, err := w.Write(buf[:rep.N]); err != nil {
-				return rep, &WriteError{Err: err}
+	if buf[0] != '+' && buf[0] != ':' && !r.lineByLine {
+		if rep, ok := r.wholeValue(buf); ok {
+			r.br.Discard(int(rep.N))
+			if w != nil {
+				if _, err := w.Write(buf[:rep.N]); err != nil {
+					return rep, &WriteError{Err: err}
+				}
 			}
+			return rep, nil
 		}
-		return rep, nil
 	}
 	// due counts the values still to come: an aggregate adds its
 	// elements, an attribute its keys and values (it precedes a value

@@ -31,7 +31,7 @@ func (r *Reader) ReadCommand() (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if b[0] == '*' && r.settled() {
+		if b[0] == '*' && r.settled() && !r.lineByLine {
 			buf, _ := r.br.Peek(r.br.Buffered())
 			if n, argc, first, ok := r.wholeCommand(buf); ok {
 				r.br.Discard(n)

@@ -19,8 +19,14 @@ func (r *Reader) settled() bool {
 }
 
 // lineAt returns the line starting at buf[pos] (through its '\n') when it is
-// whole in buf and no longer than MaxLine allows.
+// whole in buf and no longer than MaxLine allows. Most lines are a few
+// bytes: those are looked at byte by byte, the rest with IndexByte.
 func (r *Reader) lineAt(buf []byte, pos int) ([]byte, bool) {
+	for i := pos; i < len(buf) && i < pos+32; i++ {
+		if buf[i] == '\n' {
+			return buf[pos : i+1], i+1-pos <= r.lim.MaxLine+2
+		}
+	}
 	i := bytes.IndexByte(buf[pos:], '\n')
 	if i < 0 || i+1 > r.lim.MaxLine+2 {
 		return nil, false
@@ -28,47 +34,73 @@ func (r *Reader) lineAt(buf []byte, pos int) ([]byte, bool) {
 	return buf[pos : pos+i+1], true
 }
 
+// lengthAt reads the length line at buf[pos] (its type byte, then a
+// length in the one spelling parseInt accepts, or -1) and returns the
+// length and where the next line starts. It reports false for anything
+// else, which the caller then reads the long way.
+func (r *Reader) lengthAt(buf []byte, pos int) (n int64, next int, ok bool) {
+	i := pos + 1
+	switch {
+	case i+3 < len(buf) && buf[i] == '-' && buf[i+1] == '1':
+		n, i = -1, i+2
+	case i < len(buf) && buf[i] == '0':
+		i++
+	default:
+		for start := i; i < len(buf) && i-start < 18 && '0' <= buf[i] && buf[i] <= '9'; i++ {
+			if i == start && buf[i] == '0' {
+				return 0, 0, false
+			}
+			n = n*10 + int64(buf[i]-'0')
+		}
+		if i == pos+1 {
+			return 0, 0, false
+		}
+	}
+	if i+1 >= len(buf) || buf[i] != '\r' || buf[i+1] != '\n' || i+2-pos > r.lim.MaxLine+2 {
+		return 0, 0, false
+	}
+	return n, i + 2, true
+}
+
+// headerAt checks the reply line at buf[pos] as checkHeader does, bulk
+// and aggregate lengths the short way.
+func (r *Reader) headerAt(buf []byte, pos int) (h replyHeader, payload bool, next int, ok bool) {
+	if t := buf[pos]; t == '$' || t == '*' {
+		if n, next, ok := r.lengthAt(buf, pos); ok {
+			if t == '$' {
+				return replyHeader{typ: t, n: n}, n >= 0, next, n <= r.lim.MaxBulk
+			}
+			return replyHeader{typ: t, n: n}, false, next, n <= r.lim.MaxCount
+		}
+	}
+	line, ok := r.lineAt(buf, pos)
+	if !ok {
+		return h, false, 0, false
+	}
+	h, payload, err := r.checkHeader(line)
+	return h, payload, pos + len(line), err == nil
+}
+
 // wholeCommand: the multibulk command at the start of buf, if all of it is
 // there and ReadCommand would accept it with every argument short enough
 // for Arg. It returns its length, its argument count and where its first
 // argument starts.
 func (r *Reader) wholeCommand(buf []byte) (n, argc, first int, ok bool) {
-	line, ok := r.lineAt(buf, 0)
-	if !ok {
-		return 0, 0, 0, false
-	}
-	content, ok := header(line)
-	var count int64
-	if ok {
-		count, ok = parseInt(content)
-	}
+	count, pos, ok := r.lengthAt(buf, 0)
 	if !ok || count <= 0 || count > r.lim.MaxCount || count > maxCommandArgs {
 		return 0, 0, 0, false
 	}
-	pos := len(line)
 	first = pos
 	hard := min(r.lim.MaxBulk, int64(r.lim.MaxArgBuf))
 	for range count {
 		if pos >= len(buf) || buf[pos] != '$' {
 			return 0, 0, 0, false
 		}
-		line, ok := r.lineAt(buf, pos)
-		if !ok {
+		size, next, ok := r.lengthAt(buf, pos)
+		if !ok || size < 0 || size > hard || size+2 > int64(len(buf)-next) {
 			return 0, 0, 0, false
 		}
-		content, ok := header(line)
-		var size int64
-		if ok {
-			size, ok = parseInt(content)
-		}
-		if !ok || size < 0 || size > hard {
-			return 0, 0, 0, false
-		}
-		pos += len(line)
-		if size+2 > int64(len(buf)-pos) {
-			return 0, 0, 0, false
-		}
-		end := pos + int(size)
+		end := next + int(size)
 		if buf[end] != '\r' || buf[end+1] != '\n' {
 			return 0, 0, 0, false
 		}
@@ -130,19 +162,18 @@ func (r *Reader) wholeValue(buf []byte) (rep Reply, ok bool) {
 	seen := false
 	pos := 0
 	for {
-		line, ok := r.lineAt(buf, pos)
-		if !ok {
+		if pos >= len(buf) {
 			return rep, false
 		}
-		h, payload, err := r.checkHeader(line)
-		if err != nil {
+		h, payload, next, ok := r.headerAt(buf, pos)
+		if !ok {
 			return rep, false
 		}
 		if !seen && due == 1 && h.typ != '|' {
 			seen = true
 			rep.Type, rep.Len, rep.Line = h.typ, h.n, h.line
 		}
-		pos += len(line)
+		pos = next
 		if payload {
 			if h.n+2 > int64(len(buf)-pos) {
 				return rep, false

@@ -75,3 +75,20 @@ func TestWholeValuesMoveInOneWrite(t *testing.T) {
 		t.Fatalf("Arg of a cut name: %v", err)
 	}
 }
+
+// The short way of reading lengths (lengthAt) against the long way, at
+// its edges, as replies and as command arguments.
+func TestWholeLengthEdges(t *testing.T) {
+	for _, in := range []string{
+		"$-1\r\n", "*-1\r\n", "$-2\r\n", "*-2\r\n", "$-0\r\n", "$-\r\n", "$\r\n", "*\r\n",
+		"$01\r\nx\r\n", "*01\r\n:1\r\n", "$0\r\n\r\n", "*0\r\n", "$1\r\nx\r\n",
+		"$123456789012345678\r\n", "$1234567890123456789\r\n", "$9223372036854775808\r\n",
+		"*3\r\n$-1\r\n*-1\r\n$2\r\nab\r\n", "$3\r\nabc\n\n", "$3\rabc\r\n", "*1\r\n$3\r\nabcd\r\n",
+		"$536870913\r\n", "*2147483648\r\n", ":-0\r\n", "$2\r\nab\r\n$-1\r\n*1\r\n*0\r\n",
+	} {
+		_, reps, err := checkForward(t, []byte(in), 16, DefaultLimits)
+		checkWhole(t, []byte(in), reps, err)
+		checkCommands(t, []byte("*2\r\n"+in))
+		checkCommands(t, []byte("*1\r\n"+in))
+	}
+}
