@@ -3,7 +3,9 @@
 // payloads handed on through a fixed buffer so that no whole reply is ever
 // held in memory. It also inspects client commands cheaply (the command name
 // and the few small arguments a proxy must understand) and appends the
-// proxy's own replies.
+// proxy's own replies. A command or reply already whole in the buffer is
+// checked in one pass and moved in one write (whole.go); anything else is
+// read line by line, with the same result.
 //
 // It imports nothing of the project's own.
 package resp
