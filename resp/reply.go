@@ -34,65 +34,69 @@ func (h replyHeader) elems() int64 {
 // parseHeader checks one reply line. A bulk header leaves its payload
 // pending, to be copied or drained by the caller.
 func (r *Reader) parseHeader(line []byte) (replyHeader, error) {
-	h, payload, err := r.checkHeader(line)
-	if payload {
+	h, err := r.checkHeader(line)
+	if err == nil && h.bulk() {
 		r.body, r.bodyEnd = h.n, true
 	}
 	return h, err
 }
 
-// checkHeader checks one reply line; payload says a bulk payload of h.n
-// bytes and a CRLF follow it.
-func (r *Reader) checkHeader(line []byte) (h replyHeader, payload bool, err error) {
+// bulk reports whether a payload of h.n bytes and a CRLF follow h.
+func (h replyHeader) bulk() bool {
+	return (h.typ == '$' || h.typ == '!' || h.typ == '=') && h.n >= 0
+}
+
+// checkHeader checks one reply line.
+func (r *Reader) checkHeader(line []byte) (h replyHeader, err error) {
 	content, ok := header(line)
 	if !ok {
-		return replyHeader{}, false, protoErr("expected '\\r\\n' at end of line")
+		return replyHeader{}, protoErr("expected '\\r\\n' at end of line")
 	}
 	h = replyHeader{typ: line[0], line: content}
 	switch h.typ {
 	case '+', '-', ',', '(':
-		return h, false, nil
+		return h, nil
 	case ':':
 		if h.n, ok = parseInt(content); !ok {
-			return replyHeader{}, false, protoErr("invalid integer")
+			return replyHeader{}, protoErr("invalid integer")
 		}
-		return h, false, nil
+		return h, nil
 	case '#':
 		if len(content) != 1 || (content[0] != 't' && content[0] != 'f') {
-			return replyHeader{}, false, protoErr("invalid boolean")
+			return replyHeader{}, protoErr("invalid boolean")
 		}
-		return h, false, nil
+		return h, nil
 	case '_':
 		if len(content) != 0 {
-			return replyHeader{}, false, protoErr("invalid null")
+			return replyHeader{}, protoErr("invalid null")
 		}
-		return h, false, nil
+		return h, nil
 	case '$', '!', '=':
 		h.line = nil
 		n, ok := parseInt(content)
 		if ok && n == -1 && h.typ == '$' {
 			h.n = -1
-			return h, false, nil
+			return h, nil
 		}
 		if !ok || n < 0 || n > r.lim.MaxBulk {
-			return replyHeader{}, false, protoErr("invalid bulk length")
+			return replyHeader{}, protoErr("invalid bulk length")
 		}
 		h.n = n
-		return h, true, nil
+		return h, nil
 	case '*', '%', '~', '>', '|':
 		h.line = nil
 		n, ok := parseInt(content)
 		if ok && n == -1 && h.typ == '*' {
 			h.n = -1
-			return h, false, nil
+			return h, nil
 		}
 		if !ok || n < 0 || n > r.lim.MaxCount {
-			return replyHeader{}, false, protoErr("invalid multibulk length")
+			return replyHeader{}, protoErr("invalid multibulk length")
 		}
 		h.n = n
-		return h, false, nil
+		return h, nil
 	}
-	return replyHeader{}, false, protoErr("unknown type byte " + quoteByte(line[0]))
+	return replyHeader{}, protoErr("unknown type byte " + quoteByte(line[0]))
 }
 
 func quoteByte(c byte) string {
@@ -120,31 +124,44 @@ func (rp Reply) IsError() bool { return rp.Type == '-' || rp.Type == '!' }
 // nothing: memory stays constant whatever the size or depth of the value.
 // A failure to write is a *WriteError.
 func (r *Reader) Forward(w io.Writer) (Reply, error) {
-	var rep Reply
 	if err := r.settle(); err != nil {
-		return rep, err
+		return Reply{}, err
 	}
-	if r.br.Buffered() == 0 {
-		// Fill the buffer, as reading the first line would: the value
-		// may then be whole in it.
-		if _, err := r.br.Peek(1); err != nil {
+	// Peek fills an empty buffer, as reading the first line would: the
+	// value may then be whole in it. A one-line value moves in one write
+	// either way: the long way is the shorter for it.
+	b, err := r.br.Peek(1)
+	if err != nil {
+		return Reply{}, err
+	}
+	if b[0] != '+' && b[0] != ':' && !r.lineByLine {
+		if rep, ok, err := r.forwardWhole(w); ok {
 			return rep, err
 		}
 	}
-	// A one-line value moves in one write either way: the long way is
-	// the shorter for it.
+	return r.forwardLines(w)
+}
+
+// forwardWhole is Forward for a value whole in the buffer (ok), in one
+// write; it consumes nothing when the value is not whole there.
+func (r *Reader) forwardWhole(w io.Writer) (Reply, bool, error) {
 	buf, _ := r.br.Peek(r.br.Buffered())
-	if buf[0] != '+' && buf[0] != ':' && !r.lineByLine {
-		if rep, ok := r.wholeValue(buf); ok {
-			r.br.Discard(int(rep.N))
-			if w != nil {
-				if _, err := w.Write(buf[:rep.N]); err != nil {
-					return rep, &WriteError{Err: err}
-				}
-			}
-			return rep, nil
+	rep, ok := r.wholeValue(buf)
+	if !ok {
+		return rep, false, nil
+	}
+	r.br.Discard(int(rep.N))
+	if w != nil {
+		if _, err := w.Write(buf[:rep.N]); err != nil {
+			return rep, true, &WriteError{Err: err}
 		}
 	}
+	return rep, true, nil
+}
+
+// forwardLines is Forward line by line, for any value.
+func (r *Reader) forwardLines(w io.Writer) (Reply, error) {
+	var rep Reply
 	// due counts the values still to come: an aggregate adds its
 	// elements, an attribute its keys and values (it precedes a value
 	// and is not one itself). A count, not a stack, so that no depth of
@@ -162,9 +179,12 @@ func (r *Reader) Forward(w io.Writer) (Reply, error) {
 			return rep, err
 		}
 		rep.N += int64(len(line))
-		h, err := r.parseHeader(line)
+		h, err := r.checkHeader(line) // parseHeader, without a call more per line
 		if err != nil {
 			return rep, err
+		}
+		if h.bulk() {
+			r.body, r.bodyEnd = h.n, true
 		}
 		if !seen && due == 1 && h.typ != '|' {
 			seen = true

@@ -64,21 +64,21 @@ func (r *Reader) lengthAt(buf []byte, pos int) (n int64, next int, ok bool) {
 
 // headerAt checks the reply line at buf[pos] as checkHeader does, bulk
 // and aggregate lengths the short way.
-func (r *Reader) headerAt(buf []byte, pos int) (h replyHeader, payload bool, next int, ok bool) {
+func (r *Reader) headerAt(buf []byte, pos int) (h replyHeader, next int, ok bool) {
 	if t := buf[pos]; t == '$' || t == '*' {
 		if n, next, ok := r.lengthAt(buf, pos); ok {
 			if t == '$' {
-				return replyHeader{typ: t, n: n}, n >= 0, next, n <= r.lim.MaxBulk
+				return replyHeader{typ: t, n: n}, next, n <= r.lim.MaxBulk
 			}
-			return replyHeader{typ: t, n: n}, false, next, n <= r.lim.MaxCount
+			return replyHeader{typ: t, n: n}, next, n <= r.lim.MaxCount
 		}
 	}
 	line, ok := r.lineAt(buf, pos)
 	if !ok {
-		return h, false, 0, false
+		return h, 0, false
 	}
-	h, payload, err := r.checkHeader(line)
-	return h, payload, pos + len(line), err == nil
+	h, err := r.checkHeader(line)
+	return h, pos + len(line), err == nil
 }
 
 // wholeCommand: the multibulk command at the start of buf, if all of it is
@@ -165,7 +165,7 @@ func (r *Reader) wholeValue(buf []byte) (rep Reply, ok bool) {
 		if pos >= len(buf) {
 			return rep, false
 		}
-		h, payload, next, ok := r.headerAt(buf, pos)
+		h, next, ok := r.headerAt(buf, pos)
 		if !ok {
 			return rep, false
 		}
@@ -174,7 +174,7 @@ func (r *Reader) wholeValue(buf []byte) (rep Reply, ok bool) {
 			rep.Type, rep.Len, rep.Line = h.typ, h.n, h.line
 		}
 		pos = next
-		if payload {
+		if h.bulk() {
 			if h.n+2 > int64(len(buf)-pos) {
 				return rep, false
 			}
