@@ -254,7 +254,7 @@ func checkCommands(t *testing.T, in []byte) {
 	if want := multibulk(cmds...); !bytes.Equal(out[:complete], want) {
 		t.Fatalf("CopyArg wrote %q, want %q", out[:complete], want)
 	}
-	out2, complete2, err4 := copyRest(NewReader(bufio.NewReaderSize(bytes.NewReader(in), 4096)))
+	out2, complete2, err4 := copyCommandsWith(NewReader(bufio.NewReaderSize(bytes.NewReader(in), 4096)), true)
 	if err4.Error() != err.Error() || !bytes.Equal(out2[:complete2], out[:complete]) {
 		t.Fatalf("CopyRest wrote %q, ended with %v; CopyArg wrote %q, %v", out2[:complete2], err4, out[:complete], err)
 	}

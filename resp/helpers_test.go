@@ -187,10 +187,14 @@ func readCommands(tb testing.TB, r *Reader) ([][]string, error) {
 }
 
 // copyCommands re-encodes every command as a multibulk with ReadCommand,
-// AppendArray and CopyArg. It returns the output, the length of the
-// output up to the last complete command, and the error that ended the
-// stream.
-func copyCommands(r *Reader) ([]byte, int, error) {
+// AppendArray and CopyArg; the proxy's way (proxyWay), the name is read
+// with Arg (a name too long for it is streamed), the header taken from
+// Taken or encoded, and the rest written with CopyRest. It returns the
+// output, the length of the output up to the last complete command, and
+// the error that ended the stream.
+func copyCommands(r *Reader) ([]byte, int, error) { return copyCommandsWith(r, false) }
+
+func copyCommandsWith(r *Reader, proxyWay bool) ([]byte, int, error) {
 	var out bytes.Buffer
 	var hdr []byte
 	for {
@@ -200,46 +204,39 @@ func copyCommands(r *Reader) ([]byte, int, error) {
 			return out.Bytes(), complete, err
 		}
 		hdr = AppendArray(hdr[:0], n)
-		out.Write(hdr)
-		for range n {
-			if err := r.CopyArg(&out); err != nil {
+		if proxyWay {
+			name, err := r.Arg()
+			switch {
+			case err == ErrArgTooLong:
+			case err != nil:
 				return out.Bytes(), complete, err
+			default:
+				if taken, ok := r.Taken(); ok {
+					hdr = append(hdr[:0], taken...)
+				} else {
+					hdr = AppendBulk(hdr, name)
+				}
 			}
+		}
+		out.Write(hdr)
+		if err := copyArgs(r, &out, proxyWay); err != nil {
+			return out.Bytes(), complete, err
 		}
 	}
 }
 
-// copyRest is copyCommands the proxy's way: the name read with Arg (a
-// name too long for it is streamed), the header from Taken or encoded,
-// the rest with CopyRest.
-func copyRest(r *Reader) ([]byte, int, error) {
-	var out bytes.Buffer
-	var hdr []byte
-	for {
-		complete := out.Len()
-		n, err := r.ReadCommand()
-		if err != nil {
-			return out.Bytes(), complete, err
-		}
-		hdr = AppendArray(hdr[:0], n)
-		name, err := r.Arg()
-		switch {
-		case err == ErrArgTooLong:
-			out.Write(hdr)
-		case err != nil:
-			return out.Bytes(), complete, err
-		default:
-			if taken, ok := r.Taken(); ok {
-				hdr = append(hdr[:0], taken...)
-			} else {
-				hdr = AppendBulk(hdr, name)
-			}
-			out.Write(hdr)
-		}
-		if err := r.CopyRest(&out); err != nil {
-			return out.Bytes(), complete, err
+// copyArgs writes what is left of the command: with CopyRest, or with
+// CopyArg one by one.
+func copyArgs(r *Reader, w io.Writer, rest bool) error {
+	if rest {
+		return r.CopyRest(w)
+	}
+	for r.Args() > 0 {
+		if err := r.CopyArg(w); err != nil {
+			return err
 		}
 	}
+	return nil
 }
 
 // multibulk encodes commands as a client library does.
