@@ -46,10 +46,8 @@ func (r *Reader) lengthAt(buf []byte, pos int) (n int64, next int, ok bool) {
 	case i < len(buf) && buf[i] == '0':
 		i++
 	default:
+		// No leading zero: a '0' first is the case above.
 		for start := i; i < len(buf) && i-start < 18 && '0' <= buf[i] && buf[i] <= '9'; i++ {
-			if i == start && buf[i] == '0' {
-				return 0, 0, false
-			}
 			n = n*10 + int64(buf[i]-'0')
 		}
 		if i == pos+1 {
