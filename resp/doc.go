@@ -5,7 +5,9 @@
 // and the few small arguments a proxy must understand) and appends the
 // proxy's own replies. A command or reply already whole in the buffer is
 // checked in one pass and moved in one write (whole.go); anything else is
-// read line by line, with the same result.
+// read line by line, with the same result. A caller that moves a run of
+// such values at once (a pipeline) checks them one after the other in the
+// buffer (Pending, CommandAt, ValueAt) and takes them together (Consume).
 //
 // It imports nothing of the project's own.
 package resp

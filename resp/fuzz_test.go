@@ -96,6 +96,49 @@ func checkWhole(t *testing.T, in []byte, reps []Reply, fwdErr error) {
 			t.Fatalf("Forward through %d bytes: %v, %v; line by line: %v, %v", size, fast, fastErr, slow, slowErr)
 		}
 	}
+	for _, size := range []int{16, 4096} {
+		runs, runsErr := forwardRuns(t, in, size)
+		if runsErr.Error() != slowErr.Error() || !slices.EqualFunc(runs, slow, sameReply) {
+			t.Fatalf("in runs through %d bytes: %v, %v; line by line: %v, %v", size, runs, runsErr, slow, slowErr)
+		}
+	}
+}
+
+// forwardRuns moves the values as the proxy moves a pipeline of replies:
+// the runs ValueAt accepts, then one value with Forward, and again. What
+// it writes must be what it consumed.
+func forwardRuns(t *testing.T, in []byte, size int) ([]Reply, error) {
+	t.Helper()
+	r := NewReader(bufio.NewReaderSize(bytes.NewReader(in), size))
+	var out bytes.Buffer
+	var reps []Reply
+	for {
+		buf := r.Pending()
+		pos := 0
+		for {
+			rep, ok := r.ValueAt(buf, pos)
+			if !ok {
+				break
+			}
+			out.Write(buf[pos : pos+int(rep.N)])
+			rep.Line = slices.Clone(rep.Line)
+			reps = append(reps, rep)
+			pos += int(rep.N)
+		}
+		r.Consume(pos)
+		if !bytes.HasPrefix(in, out.Bytes()) {
+			t.Fatalf("runs wrote %q: not a prefix of the input", out.Bytes())
+		}
+		if pos > 0 {
+			continue
+		}
+		rep, err := r.Forward(&out)
+		if err != nil {
+			return reps, err
+		}
+		rep.Line = slices.Clone(rep.Line)
+		reps = append(reps, rep)
+	}
 }
 
 func checkForwardWith(t *testing.T, in []byte, size int, lim Limits, lineByLine bool) ([][]byte, []Reply, error) {
@@ -231,6 +274,11 @@ func checkCommands(t *testing.T, in []byte) {
 	slow.lineByLine = true
 	if cmds2, err2 := readCommands(t, slow); !equalCommands(cmds2, cmds) || err2.Error() != err.Error() {
 		t.Fatalf("line by line: have %q, %v; want %q, %v", cmds2, err2, cmds, err)
+	}
+	// Runs of whole commands, as the proxy takes a pipeline.
+	runs := NewReader(bufio.NewReaderSize(bytes.NewReader(in), 4096))
+	if cmds2, err2 := readCommandRuns(t, runs); !equalCommands(cmds2, cmds) || err2.Error() != err.Error() {
+		t.Fatalf("in runs: have %q, %v; want %q, %v", cmds2, err2, cmds, err)
 	}
 	// The same through a large buffer, and with arguments refused by Arg
 	// and streamed with CopyArg.

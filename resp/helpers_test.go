@@ -152,35 +152,81 @@ func readCommands(tb testing.TB, r *Reader) ([][]string, error) {
 	tb.Helper()
 	var cmds [][]string
 	for {
-		n, err := r.ReadCommand()
+		cmd, err := readCommand(tb, r)
 		if err != nil {
 			return cmds, err
 		}
-		if n < 1 || n != r.Args() {
-			tb.Fatalf("ReadCommand: have argc %d and Args() %d, want equal and >= 1", n, r.Args())
-		}
-		cmd := make([]string, 0, min(n, 64))
-		for range n {
-			a, err := r.Arg()
-			if err == ErrArgTooLong {
-				var buf bytes.Buffer
-				if err := r.CopyArg(&buf); err != nil {
-					return cmds, err
-				}
-				v, err := NewReader(bufio.NewReader(&buf)).ReadValue()
-				if err != nil {
-					tb.Fatalf("CopyArg wrote a bad bulk %q: %v", buf.Bytes(), err)
-				}
-				cmd = append(cmd, string(v.Str))
-				continue
+		cmds = append(cmds, cmd)
+	}
+}
+
+// readCommand reads one command with ReadCommand and Arg (CopyArg for an
+// argument too long for Arg).
+func readCommand(tb testing.TB, r *Reader) ([]string, error) {
+	tb.Helper()
+	n, err := r.ReadCommand()
+	if err != nil {
+		return nil, err
+	}
+	if n < 1 || n != r.Args() {
+		tb.Fatalf("ReadCommand: have argc %d and Args() %d, want equal and >= 1", n, r.Args())
+	}
+	cmd := make([]string, 0, min(n, 64))
+	for range n {
+		a, err := r.Arg()
+		if err == ErrArgTooLong {
+			var buf bytes.Buffer
+			if err := r.CopyArg(&buf); err != nil {
+				return nil, err
 			}
+			v, err := NewReader(bufio.NewReader(&buf)).ReadValue()
 			if err != nil {
-				return cmds, err
+				tb.Fatalf("CopyArg wrote a bad bulk %q: %v", buf.Bytes(), err)
 			}
-			cmd = append(cmd, string(a))
+			cmd = append(cmd, string(v.Str))
+			continue
 		}
-		if r.Args() != 0 {
-			tb.Fatalf("Args() after the last Arg: have %d, want 0", r.Args())
+		if err != nil {
+			return nil, err
+		}
+		cmd = append(cmd, string(a))
+	}
+	if r.Args() != 0 {
+		tb.Fatalf("Args() after the last Arg: have %d, want 0", r.Args())
+	}
+	return cmd, nil
+}
+
+// readCommandRuns reads the commands as the proxy reads a pipeline: the
+// runs CommandAt accepts (each checked against the line-by-line reader,
+// its name against its first argument), the rest with ReadCommand.
+func readCommandRuns(tb testing.TB, r *Reader) ([][]string, error) {
+	tb.Helper()
+	var cmds [][]string
+	for {
+		buf := r.Pending()
+		pos := 0
+		for {
+			n, name, ok := r.CommandAt(buf, pos)
+			if !ok {
+				break
+			}
+			one := NewReader(bufio.NewReaderSize(bytes.NewReader(buf[pos:pos+n]), 16))
+			one.lineByLine = true
+			got, err := readCommands(tb, one)
+			if err != io.EOF || len(got) != 1 || got[0][0] != string(name) {
+				tb.Fatalf("CommandAt took %q as %d bytes named %q; line by line it is %q, %v", buf[pos:], n, name, got, err)
+			}
+			cmds = append(cmds, got[0])
+			pos += n
+		}
+		r.Consume(pos)
+		if pos > 0 {
+			continue
+		}
+		cmd, err := readCommand(tb, r)
+		if err != nil {
+			return cmds, err
 		}
 		cmds = append(cmds, cmd)
 	}

@@ -199,3 +199,58 @@ func (r *Reader) wholeValue(buf []byte) (rep Reply, ok bool) {
 		}
 	}
 }
+
+// Runs: a caller that moves many whole values at once (the proxy, for a
+// pipeline of plain commands and their replies) looks at the buffered
+// bytes with Pending, checks one value after the other with CommandAt or
+// ValueAt, and takes the ones it moved with Consume. Each check accepts
+// exactly what ReadCommand or Forward would read whole, with the same
+// result.
+
+// Pending returns the buffered bytes when nothing of an earlier value is
+// pending (nil otherwise, or when nothing is buffered). They are valid
+// until the next read.
+func (r *Reader) Pending() []byte {
+	n := r.br.Buffered()
+	if n == 0 || r.args > 0 || !r.settled() || r.lineByLine {
+		return nil
+	}
+	buf, _ := r.br.Peek(n)
+	return buf
+}
+
+// CommandAt checks the command at buf[off:] (buf from Pending): when it
+// is whole there and ReadCommand would read it whole, it returns its
+// length and its name, as Arg would give it.
+func (r *Reader) CommandAt(buf []byte, off int) (n int, name []byte, ok bool) {
+	if off >= len(buf) || buf[off] != '*' {
+		return 0, nil, false
+	}
+	n, _, first, ok := r.wholeCommand(buf[off:])
+	if !ok {
+		return 0, nil, false
+	}
+	i := off + first + 1 // the name's length, checked by wholeCommand
+	size := 0
+	for ; buf[i] != '\r'; i++ {
+		size = size*10 + int(buf[i]-'0')
+	}
+	return n, buf[i+2 : i+2+size], true
+}
+
+// ValueAt checks the reply value at buf[off:] (buf from Pending): when it
+// is whole there it returns what Forward would return for it (N its
+// length), whatever its type.
+func (r *Reader) ValueAt(buf []byte, off int) (Reply, bool) {
+	if off >= len(buf) {
+		return Reply{}, false
+	}
+	return r.wholeValue(buf[off:])
+}
+
+// Consume takes the first n bytes of Pending's, which the caller has
+// checked and moved.
+func (r *Reader) Consume(n int) {
+	r.br.Discard(n)
+	r.whole, r.wpos = nil, 0
+}
