@@ -72,6 +72,11 @@ func unpackName(w [2]uint64) string {
 // goroutine's).
 func (s *session) noteCommand(name []byte) {
 	s.obs.cmdWords = packName(name)
+	s.noteRead()
+}
+
+// noteRead records when the last command was read (the request goroutine's).
+func (s *session) noteRead() {
 	if s.obs.lastCmd.Load() != s.clock { // a store is a locked instruction: one per batch
 		s.obs.lastCmd.Store(s.clock)
 	}

@@ -22,6 +22,7 @@
 //	commands.go   classify, and the handlers of the commands the proxy must understand
 //	txn.go        the transaction (MULTI ... EXEC) as each goroutine sees it
 //	replies.go    the reply goroutine: stream replies, learn outcomes, end units at flush
+//	runs.go       a pipeline of plain commands, and their replies, moved in one write each
 //	replay.go     the session state a new uplink connection is given, and the one list that restores it
 //	blocking.go   blocking commands: their own time limit, and their release at a pause (CLIENT UNBLOCK)
 //	pubsub.go     pub/sub and MONITOR between replies; moving a subscriber to a new connection at once

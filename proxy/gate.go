@@ -47,18 +47,27 @@ func newGate() *gate {
 // wait (the session flushes what it forwarded).
 func (g *gate) enter(h *hold, done <-chan struct{}, beforeWait func()) error {
 	for {
-		if h.n.Add(1) == 1 {
-			g.busy.Add(1)
-		}
-		if !g.closed.Load() {
+		if g.tryEnterN(h, 1) {
 			return nil
 		}
-		g.leave(h, 1)
 		beforeWait()
 		if err := g.wait(done); err != nil {
 			return err
 		}
 	}
+}
+
+// tryEnterN passes the gate for n units (n > 0) if it is open; closed,
+// it backs out and reports false.
+func (g *gate) tryEnterN(h *hold, n int32) bool {
+	if h.n.Add(n) == n {
+		g.busy.Add(1)
+	}
+	if !g.closed.Load() {
+		return true
+	}
+	g.leave(h, n)
+	return false
 }
 
 // leave ends k units of h: the one place where a unit ends.

@@ -141,8 +141,11 @@ func (q *ring) peek() (*record, bool) {
 }
 
 // pop drops the oldest record and wakes a producer waiting for it.
-func (q *ring) pop() {
-	h := q.head.Add(1)
+func (q *ring) pop() { q.popN(1) }
+
+// popN drops the n oldest records, likewise.
+func (q *ring) popN(n uint64) {
+	h := q.head.Add(n)
 	if w := q.want.Load(); w != 0 && h >= w {
 		q.want.Store(0)
 		select {

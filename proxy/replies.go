@@ -135,6 +135,11 @@ func (s *session) pump(u *uplink) error {
 			s.outMu.Lock()
 			locked = true
 		}
+		if n, err := s.replyRun(u); err != nil {
+			return err
+		} else if n > 0 {
+			continue
+		}
 		if b[0] == '>' || b[0] == '*' || b[0] == '+' {
 			// A message, a push, a MONITOR line, or a confirmation.
 			if handled, err := s.unsolicited(u, b[0]); handled || err != nil {

@@ -36,6 +36,9 @@ func (s *session) requests() error {
 				return s.readFailed(err)
 			}
 		}
+		if s.forwardRun() > 0 {
+			continue
+		}
 		argc, err := s.cr.ReadCommand()
 		if err != nil {
 			if errors.Is(err, errRedial) && s.cr.Buffered() == 0 {
@@ -84,6 +87,7 @@ func (s *session) waitClient() error {
 	s.cpre.set(slab, n, s.conn)
 	s.cbr = getReader(&s.cpre)
 	s.cr.Reset(s.cbr)
+	s.cbr.Peek(n) // into the buffer, for a run (runs.go): the slab gives all n at once
 	return nil
 }
 

@@ -96,6 +96,8 @@ type session struct {
 	moveWait   time.Duration // the wait before the next try to move to a new connection
 	heldOnce   bool          // this batch's command already waited for a failover (requests.go)
 	clock      int64         // proxy clock at the last read from the client or the last wait: a command's sent time
+	plainWords [2]uint64     // the last command a run took as plain, packed (runs.go)
+	plainLen   int           // and its length
 	hdr        []byte
 	argBuf     []byte
 	args       [][]byte

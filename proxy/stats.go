@@ -42,6 +42,13 @@ type statPending struct {
 	bucket                 int // the latency bucket of the replies counted since the last publish
 }
 
+// observeN counts k replies of one latency.
+func (p *statPending) observeN(ns int64, k uint64, st *sessionStats) {
+	p.observe(ns, st)
+	p.replies += k - 1
+	p.sumNs += (k - 1) * uint64(max(ns, 0))
+}
+
 // observe counts a reply's latency. Replies of one batch most often fall
 // in one bucket: one that does not publishes those before it.
 func (p *statPending) observe(ns int64, st *sessionStats) {
