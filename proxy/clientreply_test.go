@@ -33,11 +33,7 @@ func TestClientReplyInAPipeline(t *testing.T) {
 		}
 	}
 	in := b.String()
-	direct := srv.Client(t)
-	expect(t, direct, "OK", "FLUSHALL")
-	want := exchange(t, srv.Addr, in)
-	expect(t, direct, "OK", "FLUSHALL")
-	have := exchange(t, p.Addr().String(), in)
+	want, have := exchangeBoth(t, srv, p.Addr().String(), in)
 	if have != want {
 		t.Errorf("have %d bytes, want %d:\nhave %.300q\nwant %.300q", len(have), len(want), have, want)
 	}

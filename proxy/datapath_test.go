@@ -64,12 +64,8 @@ func TestSameBytesAsRedis(t *testing.T) {
 		"HELLO 3\r\nHGETALL h\r\nSMEMBERS nosuch\r\nGET nosuch\r\nHELLO 2\r\n",
 		"MULTI\r\nSET t 1\r\nINCR t\r\nEXEC\r\n",
 	}
-	direct := srv.Client(t)
 	for _, in := range cases {
-		expect(t, direct, "OK", "FLUSHALL")
-		want := exchange(t, srv.Addr, in)
-		expect(t, direct, "OK", "FLUSHALL")
-		have := exchange(t, p.Addr().String(), in)
+		want, have := exchangeBoth(t, srv, p.Addr().String(), in)
 		if in == "HELLO 3\r\nHGETALL h\r\nSMEMBERS nosuch\r\nGET nosuch\r\nHELLO 2\r\n" {
 			// The server info map names the connection id: compare shapes.
 			want, have = stripIDs(want), stripIDs(have)
@@ -91,6 +87,18 @@ func stripIDs(s string) string {
 		}
 	}
 	return idRE.Replace(strings.Join(lines, "\r\n"))
+}
+
+// exchangeBoth runs the same exchange with Redis directly and through
+// the proxy at addr, each on an empty database: what Redis sent (want)
+// and what the proxy sent (have).
+func exchangeBoth(t *testing.T, srv *redistest.Server, addr, in string) (want, have string) {
+	t.Helper()
+	direct := srv.Client(t)
+	expect(t, direct, "OK", "FLUSHALL")
+	want = exchange(t, srv.Addr, in)
+	expect(t, direct, "OK", "FLUSHALL")
+	return want, exchange(t, addr, in)
 }
 
 // exchange sends in, then QUIT, and reads everything up to the close.

@@ -381,19 +381,26 @@ func (s *session) send(u *uplink, w io.Writer) error {
 		}
 		return s.inputCut(err)
 	}
+	s.sentTo(u)
+	return nil
+}
+
+// sentTo ends the sending of commands to u: at the end of the batch they
+// are flushed; a connection that failed, or that the reply side let go
+// of, is handed over, so that their records are answered.
+func (s *session) sentTo(u *uplink) {
 	if s.cr.Buffered() == 0 {
 		s.pend.publishCommands(&s.stats)
 		if err := u.flush(); err != nil {
 			s.retire()
-			return nil
+			return
 		}
 	}
 	if u.dead.Load() {
 		// The reply goroutine may have given up on this connection before
-		// the record was queued: hand over so that it answers it.
+		// the records were queued.
 		s.retire()
 	}
-	return nil
 }
 
 // enter passes the pause gate for one unit. A command that waited at a

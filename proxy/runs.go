@@ -52,16 +52,7 @@ func (s *session) forwardRun() (n int) {
 		s.retire() // its records are answered with the error, as send's
 		return n
 	}
-	if s.cr.Buffered() == 0 {
-		s.pend.publishCommands(&s.stats)
-		if err := u.flush(); err != nil {
-			s.retire()
-			return n
-		}
-	}
-	if u.dead.Load() {
-		s.retire() // as send: the reply side may have let go of u before the records were queued
-	}
+	s.sentTo(u)
 	return n
 }
 

@@ -43,17 +43,13 @@ func TestRunsMatchRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	p := startProxy(t, testConfig(srv.Addr))
 	in := multibulk(runsPipeline()...)
-	direct := srv.Client(t)
-	expect(t, direct, "OK", "FLUSHALL")
-	want := exchange(t, srv.Addr, in)
-	expect(t, direct, "OK", "FLUSHALL")
-	have := exchange(t, p.Addr().String(), in)
+	want, have := exchangeBoth(t, srv, p.Addr().String(), in)
 	if have != want {
 		t.Fatalf("have %d bytes, want %d:\nhave %.400q\nwant %.400q", len(have), len(want), have, want)
 	}
 
 	// The same, the connection kept: the session ends in db 1, named.
-	expect(t, direct, "OK", "FLUSHALL")
+	expect(t, srv.Client(t), "OK", "FLUSHALL")
 	conn := rawConn(t, p.Addr().String())
 	if _, err := io.WriteString(conn, in); err != nil {
 		t.Fatal(err)
@@ -85,12 +81,8 @@ func TestRunsStopAtPushes(t *testing.T) {
 		k := []string{"k1", "k2", "k3"}[i%3]
 		cmds = append(cmds, []string{"GET", k}, []string{"SET", k, "v"}, []string{"GET", "k2"}, []string{"MGET", "k1", "k3"})
 	}
-	in := multibulk(cmds...)
-	direct := srv.Client(t)
-	expect(t, direct, "OK", "FLUSHALL")
-	want := stripIDs(exchange(t, srv.Addr, in))
-	expect(t, direct, "OK", "FLUSHALL")
-	have := stripIDs(exchange(t, p.Addr().String(), in))
+	want, have := exchangeBoth(t, srv, p.Addr().String(), multibulk(cmds...))
+	want, have = stripIDs(want), stripIDs(have)
 	if !strings.Contains(want, ">2\r\n$10\r\ninvalidate\r\n") {
 		t.Fatalf("Redis sent no invalidation: %.300q", want)
 	}
