@@ -111,15 +111,20 @@ func (r *Reader) wholeCommand(buf []byte) (n, argc, first int, ok bool) {
 // (checked by wholeCommand) and moves past it.
 func (r *Reader) wholeArg() (arg, encoded []byte) {
 	start := r.wpos
-	i := r.wpos + 1
-	size := 0
-	for ; r.whole[i] != '\r'; i++ {
-		size = size*10 + int(r.whole[i]-'0')
-	}
-	body := i + 2
-	r.wpos = body + size + 2
+	arg, r.wpos = argAt(r.whole, start)
 	r.args--
-	return r.whole[body : body+size], r.whole[start:r.wpos]
+	return arg, r.whole[start:r.wpos]
+}
+
+// argAt returns the argument whose header starts at buf[pos], checked by
+// wholeCommand, and where the next one starts.
+func argAt(buf []byte, pos int) (arg []byte, next int) {
+	i := pos + 1
+	size := 0
+	for ; buf[i] != '\r'; i++ {
+		size = size*10 + int(buf[i]-'0')
+	}
+	return buf[i+2 : i+2+size], i + 2 + size + 2
 }
 
 // Taken returns the bytes of the current command read so far (its header
@@ -230,12 +235,8 @@ func (r *Reader) CommandAt(buf []byte, off int) (n int, name []byte, ok bool) {
 	if !ok {
 		return 0, nil, false
 	}
-	i := off + first + 1 // the name's length, checked by wholeCommand
-	size := 0
-	for ; buf[i] != '\r'; i++ {
-		size = size*10 + int(buf[i]-'0')
-	}
-	return n, buf[i+2 : i+2+size], true
+	name, _ = argAt(buf, off+first)
+	return n, name, true
 }
 
 // ValueAt checks the reply value at buf[off:] (buf from Pending): when it
