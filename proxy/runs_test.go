@@ -112,10 +112,14 @@ func TestRunsNotInsideMulti(t *testing.T) {
 		t.Fatalf("have %q (%v), want %q", got, err, want)
 	}
 	for _, ci := range p.Clients() {
-		if ci.Name == "multi" && ci.DB != 2 {
-			t.Fatalf("after EXEC: db %d, want 2", ci.DB)
+		if ci.Name == "multi" {
+			if ci.DB != 2 {
+				t.Fatalf("after EXEC: db %d, want 2", ci.DB)
+			}
+			return
 		}
 	}
+	t.Fatalf("no client named multi: %+v", p.Clients())
 }
 
 // TestRunsNotWhileSubscribed: a RESP2 subscriber's PINGs are answered
