@@ -16,23 +16,8 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 N=${N:-100000}              # requests per redis-benchmark test (scenario c: N/10)
 SCENARIOS=${SCENARIOS:-"a b c"}
-work=$(mktemp -d /tmp/redis-proxy-bench.XXXXXX)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ping() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no PING on $1" >&2; exit 1; }
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-	--logfile "$work/redis.log" --maxclients 20000 &
-pids+=($!)
-wait_ping "$redis_port"
+. doc/benchlib.sh bench
+start_redis
 
 CGO_ENABLED=0 go build -o "$work/redis-proxy" .
 proxy_port=$(free_port)
@@ -46,26 +31,8 @@ pids+=($!)
 wait_ping "$proxy_port"
 
 targets=("direct:$redis_port" "redis-proxy:$proxy_port")
-if command -v haproxy >/dev/null; then
-	haproxy_port=$(free_port)
-	cat >"$work/haproxy.cfg" <<EOF
-global
-    maxconn 20000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-listen redis
-    bind 127.0.0.1:$haproxy_port
-    server r1 127.0.0.1:$redis_port
-EOF
-	haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
-	pids+=($!)
-	wait_ping "$haproxy_port"
+if start_haproxy; then
 	targets+=("haproxy:$haproxy_port")
-else
-	echo "(haproxy not installed: apt-get install haproxy to compare with it)" >&2
 fi
 
 scenario_args() {

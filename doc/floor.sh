@@ -17,23 +17,8 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
 N=${N:-200000}
-work=$(mktemp -d /tmp/redis-proxy-floor.XXXXXX)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ping() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no PING on $1" >&2; exit 1; }
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-	--logfile "$work/redis.log" &
-pids+=($!)
-wait_ping "$redis_port"
+. doc/benchlib.sh floor
+start_redis
 
 CGO_ENABLED=0 go build -o "$work/redis-proxy" .
 CGO_ENABLED=0 go build -o "$work/floor" ./doc/floor
@@ -58,30 +43,13 @@ for mode in pair loop; do
 	ports+=("$port")
 	start "go-$mode" "$work/floor" "$mode" "127.0.0.1:$port" "127.0.0.1:$redis_port"
 done
-if command -v haproxy >/dev/null; then
-	port=$(free_port)
-	cat >"$work/haproxy.cfg" <<EOF
-global
-    maxconn 4000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-listen redis
-    bind 127.0.0.1:$port
-    server r1 127.0.0.1:$redis_port
-EOF
-	ports+=("$port")
-	start haproxy haproxy -f "$work/haproxy.cfg" -db
-else
-	echo "(haproxy not installed: apt-get install haproxy to compare with it)" >&2
+if start_haproxy; then
+	names+=(haproxy) ports+=("$haproxy_port") tpids+=("${pids[-1]}")
 fi
 for p in "${ports[@]}"; do wait_ping "$p"; done
 
 tck=$(getconf CLK_TCK)
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; } # utime+stime, ticks
-results="$work/results.csv"                        # round,target,P,user_us,sys_us
+results="$work/results.csv" # round,target,P,user_us,sys_us
 for i in "${!names[@]}"; do redis-benchmark -p "${ports[$i]}" -n 20000 -c 50 -t get -q >/dev/null; done
 for round in $(seq "$ROUNDS"); do
 	echo "round $round/$ROUNDS" >&2
