@@ -74,7 +74,7 @@ med = statistics.median
 print("per GET, µs (medians of %d rounds)      user     sys   total   ratio to HAProxy" % len(next(iter(cpu.values()))))
 for (target, p), rounds in sorted(cpu.items(), key=lambda kv: (kv[0][1], kv[0][0])):
     h = cpu.get(("haproxy", p))
-    ratio = med((u + s) / sum(h[r]) for r, (u, s) in rounds.items()) if h else float("nan")
+    ratio = med((u + s) / (sum(h[r]) or float("nan")) for r, (u, s) in rounds.items()) if h else float("nan")
     print("%-12s -P %-2d %22.2f %7.2f %7.2f   %.2f" % (target, p,
           med(u for u, _ in rounds.values()), med(s for _, s in rounds.values()),
           med(u + s for u, s in rounds.values()), ratio))
